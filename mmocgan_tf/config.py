@@ -1,0 +1,147 @@
+"""Typed configuration: one dataclass for the model, one for a training run.
+
+Field names are the MMOCGAN constructor's argument names and the CLI's flag names, so a
+flagfile, a config.json and Python code all speak the same words.
+"""
+
+import dataclasses
+import json
+
+PRIORS = ("cat", "mix")
+CODE_SAMPLING = ("sample", "argmax")
+THRESHOLD_RULES = ("quantile", "half")
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range; the message is one line naming the field."""
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Hyper-parameters of MMOCGAN (the paper's values are the defaults here).
+
+    Attributes:
+      num_modes: m, the number of latent modes of the normal class.
+      prior: "cat" (phi_cat = concat(z, one_hot(c))) or "mix" (phi_mix = mu_c + sigma_c z).
+      z_dim: size of the noise vector z.
+      d_hidden: widths of the discriminator's shared hidden layers (the last is f(x)).
+      g_hidden: widths of the generator's hidden layers.
+      target_epochs: epochs of the regular GAN whose discriminator becomes the target T.
+      target_learning_rate: Adam learning rate of that regular GAN.
+      code_sampling: draw c_x ~ Q(c|x) ("sample") or take its argmax.
+      weight_*: loss weights; 0 switches a term off (see losses.py for each formula).
+      density_quantile: q; eps_T is the q-quantile of T on the training data.
+      threshold_rule: "quantile" (score above its training quantile) or "half" (D(x) < 0.5).
+      threshold_quantile: quantile of the training scores used by the "quantile" rule.
+      seed: seeds the noise of training; weights are seeded by keras.utils.set_random_seed.
+    """
+
+    num_modes: int = 10
+    prior: str = "cat"
+    z_dim: int = 50
+    d_hidden: tuple = (128, 128)
+    g_hidden: tuple = (128,)
+    target_epochs: int = 100
+    target_learning_rate: float = 1e-3
+    code_sampling: str = "sample"
+    weight_d_entropy: float = 1.85
+    weight_q_fake: float = 1.0
+    weight_q_real: float = 1.0
+    weight_fm: float = 1.0
+    weight_pt: float = 1.0
+    weight_kl: float = 1.0
+    weight_mi: float = 1.0
+    weight_sigma: float = 0.03
+    density_quantile: float = 0.005
+    threshold_rule: str = "quantile"
+    threshold_quantile: float = 0.995
+    seed: int = 0
+
+    def validate(self):
+        _check(self.num_modes >= 1, "num_modes", self.num_modes, "must be >= 1")
+        _check(self.prior in PRIORS, "prior", self.prior, f"must be one of {PRIORS}")
+        _check(self.z_dim >= 1, "z_dim", self.z_dim, "must be >= 1")
+        for name in ("d_hidden", "g_hidden"):
+            widths = tuple(getattr(self, name))
+            _check(len(widths) >= 1 and all(int(w) >= 1 for w in widths), name, widths,
+                   "must be one or more positive widths")
+        _check(self.target_epochs >= 0, "target_epochs", self.target_epochs, "must be >= 0")
+        _check(self.target_learning_rate > 0, "target_learning_rate",
+               self.target_learning_rate, "must be > 0")
+        _check(self.code_sampling in CODE_SAMPLING, "code_sampling", self.code_sampling,
+               f"must be one of {CODE_SAMPLING}")
+        for field in dataclasses.fields(self):
+            if field.name.startswith("weight_"):
+                value = getattr(self, field.name)
+                _check(value >= 0, field.name, value, "must be >= 0")
+        _check(0 < self.density_quantile < 1, "density_quantile", self.density_quantile,
+               "must be in (0, 1)")
+        _check(self.threshold_rule in THRESHOLD_RULES, "threshold_rule",
+               self.threshold_rule, f"must be one of {THRESHOLD_RULES}")
+        _check(0 < self.threshold_quantile < 1, "threshold_quantile",
+               self.threshold_quantile, "must be in (0, 1)")
+        return self
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """One training run of the CLI: data, optimisation and where results go.
+
+    Attributes:
+      data: a CSV/.npz/.npy/.parquet path, "bundled:thyroid" or "synthetic:production_line".
+      workdir: folder for config.json, model.keras, metrics.json and TensorBoard logs.
+      feature_columns: CSV/Parquet columns to use, in order (empty = all but the label).
+      label_column: optional column of labels; rows != normal_label are held out.
+      normal_label: the label value of normal rows.
+      holdout_fraction: share of normal rows held out for evaluation when labels exist.
+      epochs: training epochs of the MMOC-GAN (the paper uses 1000).
+      batch_size: minibatch size (the paper uses 100).
+      d_learning_rate: Adam learning rate of the discriminator and Q head.
+      g_learning_rate: Adam learning rate of the generator (and phi_mix's mu, sigma).
+      steps_per_execution: training steps per compiled call (removes per-step overhead).
+      verbose: Keras progress output (0 quiet, 1 progress bar, 2 one line per epoch).
+      model: the model's hyper-parameters.
+    """
+
+    data: str = "bundled:thyroid"
+    workdir: str = "runs/demo"
+    feature_columns: tuple = ()
+    label_column: str = ""
+    normal_label: str = "0"
+    holdout_fraction: float = 0.2
+    epochs: int = 300
+    batch_size: int = 100
+    d_learning_rate: float = 1e-3
+    g_learning_rate: float = 1e-3
+    steps_per_execution: int = 16
+    verbose: int = 1
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+
+    def validate(self):
+        _check(bool(self.data), "data", self.data, "must name a data source")
+        _check(bool(self.workdir), "workdir", self.workdir, "must name a folder")
+        _check(0 < self.holdout_fraction < 1, "holdout_fraction", self.holdout_fraction,
+               "must be in (0, 1)")
+        _check(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
+        _check(self.batch_size >= 2, "batch_size", self.batch_size, "must be >= 2")
+        for name in ("d_learning_rate", "g_learning_rate"):
+            _check(getattr(self, name) > 0, name, getattr(self, name), "must be > 0")
+        _check(self.steps_per_execution >= 1, "steps_per_execution",
+               self.steps_per_execution, "must be >= 1")
+        _check(self.verbose in (0, 1, 2), "verbose", self.verbose, "must be 0, 1 or 2")
+        self.model.validate()
+        return self
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values):
+        values = dict(values)
+        model = ModelConfig(**values.pop("model", {}))
+        return cls(model=model, **values)
+
+
+def _check(ok, name, value, requirement):
+    if not ok:
+        raise ConfigError(f"{name}={value!r} {requirement}")

@@ -1,0 +1,289 @@
+"""MMOCGAN: the multimodal one-class GAN as a Keras 3 model with a custom train_step.
+
+`fit(x)` on normal data does the whole method: it learns the standardisation, trains the
+target network T (a regular GAN's discriminator) and freezes it, derives eps_T, runs the
+complementary GAN training of D, Q and G, and finally sets the decision threshold. The
+model's output is the detector: an anomaly score, the decision and the learned mode.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mmocgan_tf import losses, networks, noise, priors
+from mmocgan_tf.config import ModelConfig
+from mmocgan_tf.preprocessing import Standardizer
+from mmocgan_tf.target import RegularGAN
+
+_MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
+_LOGGED = ("d_loss", "g_loss", "d_real_fake", "d_entropy", "q_fake", "q_real",
+           "g_fm", "g_pt", "g_kl", "g_mi", "g_sigma")
+
+
+def _adam(learning_rate):
+    return keras.optimizers.Adam(learning_rate)
+
+
+@keras.saving.register_keras_serializable(package="mmocgan_tf")
+class MMOCGAN(keras.Model):
+    """Multimodal one-class GAN for anomaly detection on tabular data.
+
+    Train it on normal rows only. Its output for raw (unscaled) rows x is a dict:
+      score: 1 - D(x) in [0, 1], higher = more anomalous (computed as sigmoid(-logit), so
+        float32 does not tie scores of very normal rows at 0);
+      logit: D's real/fake logit, higher = more normal (scikit-learn's orientation);
+      is_anomaly: the decision of the configured rule (logit below threshold_logit);
+      mode: argmax_c Q(c|x), the learned mode of the row;
+      mode_probs: Q(c|x) [N, num_modes].
+
+    Args:
+      num_features: d, the number of input columns.
+      **kwargs: any field of ModelConfig (num_modes, prior, z_dim, loss weights, ...), the
+        rest goes to keras.Model.
+    """
+
+    def __init__(self, num_features, **kwargs):
+        hyper = {k: kwargs.pop(k) for k in list(kwargs) if k in _MODEL_FIELDS}
+        super().__init__(**kwargs)
+        self.num_features = int(num_features)
+        self.config = ModelConfig(**hyper).validate()
+        cfg = self.config
+
+        # === Layers ===
+        self.standardizer = Standardizer(name="standardizer")
+        self.prior = priors.make_prior(cfg.prior, cfg.num_modes, cfg.z_dim)
+        self.generator = networks.build_generator(
+            self.prior.output_dim, cfg.g_hidden, self.num_features)
+        self.discriminator = networks.build_discriminator(
+            self.num_features, cfg.d_hidden, cfg.num_modes)
+        self.target = networks.build_discriminator(
+            self.num_features, cfg.d_hidden, name="target")
+        self.target.trainable = False
+
+        self.seed_generator = keras.random.SeedGenerator(cfg.seed)
+        self._trackers = {name: keras.metrics.Mean(name=name) for name in _LOGGED}
+
+    def build(self, input_shape=None):
+        self.standardizer.build((None, self.num_features))
+        # eps_T and the decision threshold, both in logit space; 0/1 flag once fit prepared T.
+        self.target_threshold_logit = self.add_weight(
+            name="target_threshold_logit", shape=(), initializer="zeros", trainable=False)
+        self.threshold_logit = self.add_weight(
+            name="threshold_logit", shape=(), initializer="zeros", trainable=False)
+        self.prepared = self.add_weight(
+            name="prepared", shape=(), initializer="zeros", trainable=False)
+        self.built = True
+
+    # === Keras plumbing ===
+
+    def compile(self, d_optimizer=None, g_optimizer=None, steps_per_execution=16,
+                jit_compile=False, **kwargs):
+        """Args: one optimizer for D and Q, one for G and the prior (Adam 1e-3 each).
+
+        steps_per_execution > 1 runs several training steps per compiled call; XLA is off by
+        default because it is slower than plain graphs on CPU at these sizes.
+        """
+        super().compile(optimizer=None, steps_per_execution=steps_per_execution,
+                        jit_compile=jit_compile, **kwargs)
+        if not self.built:
+            self.build((None, self.num_features))
+        self.d_optimizer = d_optimizer or _adam(1e-3)
+        self.g_optimizer = g_optimizer or _adam(1e-3)
+        # Slots now, not in the first trace (which would then trace twice), and so that a
+        # loaded model's saved optimizer state has somewhere to go.
+        self.d_optimizer.build(self._d_variables())
+        self.g_optimizer.build(self._g_variables())
+        self._compile_args = dict(steps_per_execution=steps_per_execution,
+                                  jit_compile=jit_compile, **kwargs)
+
+    def get_compile_config(self):
+        if not self.compiled:
+            return {}
+        return {"d_optimizer": keras.optimizers.serialize(self.d_optimizer),
+                "g_optimizer": keras.optimizers.serialize(self.g_optimizer),
+                **self._compile_args}
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        optimizers = {name: keras.optimizers.deserialize(config.pop(name))
+                      for name in ("d_optimizer", "g_optimizer") if name in config}
+        self.compile(**optimizers, **config)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_features=self.num_features, **dataclasses.asdict(self.config))
+        return config
+
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    def _d_variables(self):
+        return self.discriminator.trainable_variables
+
+    def _g_variables(self):
+        return self.generator.trainable_variables + self.prior.trainable_variables
+
+    # === Detection ===
+
+    def call(self, x):
+        out = self.discriminator(self.standardizer(x))
+        logit = out["logit"]
+        return {
+            "score": tf.sigmoid(-logit),
+            "logit": logit,
+            "is_anomaly": logit < self.threshold_logit,
+            "mode": tf.argmax(out["q_logits"], axis=-1, output_type=tf.int32),
+            "mode_probs": tf.nn.softmax(out["q_logits"]),
+        }
+
+    # === Training ===
+
+    def fit(self, x=None, y=None, batch_size=100, epochs=1, verbose="auto", **kwargs):
+        """Trains on normal rows x (array [n, d] or a dataset of batches of raw rows).
+
+        The first fit also learns the standardisation and trains and freezes the target
+        network; later fits continue the GAN training. Labels are refused: MMOC-GAN is
+        trained on normal data only. The threshold is set from x after training. The batch
+        size defaults to the paper's 100.
+        """
+        if y is not None:
+            raise ValueError("MMOCGAN trains on normal rows only; call fit(x) without labels.")
+        if not self.compiled:
+            raise ValueError("Call compile() before fit().")
+        if _is_dataset(x):
+            batch_size = None  # a dataset brings its own batches
+        else:
+            x = np.asarray(x, np.float32)
+        if not bool(self.prepared.numpy()):
+            self.prepare(x, batch_size=batch_size)
+        history = super().fit(x, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                              **kwargs)
+        self.set_threshold(x)
+        return history
+
+    def prepare(self, x, batch_size=100):
+        """Learns the standardisation, trains the target network T and sets eps_T."""
+        self.standardizer.adapt(x)
+        scaled = self._standardize(x)
+        cfg = self.config
+        if cfg.target_epochs:
+            self.target.trainable = True
+            gan = RegularGAN(
+                self.target,
+                networks.build_generator(cfg.z_dim, cfg.g_hidden, self.num_features),
+                z_dim=cfg.z_dim, seed=cfg.seed + 1)
+            gan.compile(_adam(cfg.target_learning_rate), _adam(cfg.target_learning_rate),
+                        steps_per_execution=self._compile_args["steps_per_execution"])
+            gan.fit(scaled, batch_size=batch_size, epochs=cfg.target_epochs, verbose=0)
+            self.target.trainable = False
+        logits = _logits(self.target, scaled)
+        self.target_threshold_logit.assign(np.quantile(logits, cfg.density_quantile))
+        self.prepared.assign(1.0)
+
+    def set_threshold(self, x, rule=None, quantile=None):
+        """Sets the decision threshold from training rows x ("quantile") or to D = 0.5 ("half").
+
+        Args:
+          x: normal training rows (never labelled anomalies); unused by "half".
+          rule, quantile: override the configured threshold_rule / threshold_quantile.
+        """
+        rule = rule or self.config.threshold_rule
+        quantile = self.config.threshold_quantile if quantile is None else quantile
+        if rule == "half":
+            self.threshold_logit.assign(0.0)
+            return
+        logits = _logits(self.discriminator, self._standardize(x))
+        # score > its q-quantile  <=>  logit < its (1 - q)-quantile.
+        self.threshold_logit.assign(np.quantile(logits, 1.0 - quantile))
+
+    def _standardize(self, x):
+        if _is_dataset(x):
+            return x.map(self.standardizer)
+        return self.standardizer(x).numpy()
+
+    def _draw_codes(self, q_logits, seed):
+        if self.config.code_sampling == "argmax":
+            return tf.argmax(q_logits, axis=-1, output_type=tf.int32)
+        codes = tf.random.stateless_categorical(q_logits, 1, seed=seed, dtype=tf.int32)
+        return codes[:, 0]
+
+    def train_step(self, data):
+        cfg = self.config
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        x = self.standardizer(x)
+        n = tf.shape(x)[0]
+        code_seed, z_seed = noise.replica_seeds(self.seed_generator, 2)
+        scale = noise.loss_scale()
+
+        # The generator's forward pass is shared by both updates: G is unchanged until its
+        # own update, so x_hat is computed once under the generator's tape.
+        with tf.GradientTape() as g_tape:
+            # Discriminator and Q head.
+            with tf.GradientTape() as d_tape:
+                real = self.discriminator(x, training=True)
+                codes = self._draw_codes(tf.stop_gradient(real["q_logits"]), code_seed)
+                x_hat = self.generator(self.prior.sample(codes, z_seed), training=True)
+                fake = self.discriminator(x_hat, training=True)
+                d_terms = {
+                    "d_real_fake": losses.real_fake_loss(real["logit"], fake["logit"]),
+                    "d_entropy": losses.binary_entropy(real["logit"]),
+                    "q_fake": losses.code_cross_entropy(fake["q_logits"], codes),
+                    "q_real": losses.mode_information_loss(real["q_logits"]),
+                }
+                d_loss = _weighted_sum(d_terms, {
+                    "d_real_fake": 1.0, "d_entropy": cfg.weight_d_entropy,
+                    "q_fake": cfg.weight_q_fake, "q_real": cfg.weight_q_real})
+                d_scaled = d_loss * scale
+            with g_tape.stop_recording():
+                variables = self._d_variables()
+                self.d_optimizer.apply(d_tape.gradient(d_scaled, variables), variables)
+
+            # Generator (and the mixture prior's mu, sigma), against the updated D.
+            both = self.discriminator(tf.concat([x, x_hat], 0))
+            real_features = tf.stop_gradient(both["features"][:n])
+            fake_features = both["features"][n:]
+            g_terms = {
+                "g_fm": losses.feature_matching_loss(fake_features, real_features),
+                "g_pt": losses.pull_away_loss(fake_features),
+                "g_kl": losses.low_density_loss(self.target(x_hat)["logit"],
+                                                self.target_threshold_logit),
+                "g_mi": losses.code_cross_entropy(both["q_logits"][n:], codes),
+                "g_sigma": self.prior.regularization(),
+            }
+            g_loss = _weighted_sum(g_terms, {
+                "g_fm": cfg.weight_fm, "g_pt": cfg.weight_pt, "g_kl": cfg.weight_kl,
+                "g_mi": cfg.weight_mi, "g_sigma": cfg.weight_sigma})
+            g_scaled = g_loss * scale
+        variables = self._g_variables()
+        self.g_optimizer.apply(g_tape.gradient(g_scaled, variables), variables)
+
+        values = {"d_loss": d_loss, "g_loss": g_loss, **d_terms, **g_terms}
+        for name, tracker in self._trackers.items():
+            tracker.update_state(values[name])
+        return {name: tracker.result() for name, tracker in self._trackers.items()}
+
+
+def _is_dataset(x):
+    return isinstance(x, tf.data.Dataset)
+
+
+def _logits(network, scaled, chunk=8192):
+    """D's or T's logits for standardised rows (array or dataset), eagerly in chunks.
+
+    Eager calls avoid tracing a predict function for every new input size.
+    """
+    if not _is_dataset(scaled):
+        scaled = [scaled[i:i + chunk] for i in range(0, len(scaled), chunk)]
+    return np.concatenate([network(batch)["logit"].numpy() for batch in scaled])
+
+
+def _weighted_sum(terms, weights):
+    """Sum of weight * term over the terms whose weight is not 0 (0 switches a term off)."""
+    total = tf.constant(0.0)
+    for name, value in terms.items():
+        if weights[name]:
+            total += weights[name] * value
+    return total

@@ -1,0 +1,132 @@
+"""MMOCGAN: the Keras model's mechanics on tiny shapes."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mmocgan_tf import MMOCGAN
+
+TINY = dict(num_modes=3, z_dim=4, d_hidden=(16, 16), g_hidden=(16,), target_epochs=2)
+
+
+def blobs(n=300, d=4, seed=0):
+    """Three well-separated Gaussian modes with different raw scales per feature."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 5, size=(3, d))
+    x = centres[rng.integers(0, 3, n)] + rng.normal(0, 0.5, size=(n, d))
+    return (x * np.arange(1, d + 1) * 10 + 100).astype("float32")
+
+
+def tiny_model(prior="cat", **overrides):
+    keras.utils.set_random_seed(0)
+    model = MMOCGAN(num_features=4, prior=prior, **{**TINY, **overrides})
+    model.compile(steps_per_execution=4)
+    return model
+
+
+@pytest.fixture(scope="module", params=["cat", "mix"])
+def fitted(request):
+    """A tiny model of each prior, fitted once for the tests that only read it."""
+    model = tiny_model(request.param)
+    model.fit(blobs(), epochs=2, batch_size=50, verbose=0)
+    return model
+
+
+def test_fit_then_predict_gives_finite_outputs_of_the_documented_shapes(fitted):
+    out = fitted.predict(blobs()[:7], verbose=0)
+    assert out["score"].shape == (7,) and out["mode_probs"].shape == (7, 3)
+    assert np.all(np.isfinite(out["score"])) and np.all(np.isfinite(out["logit"]))
+    assert np.all((out["score"] >= 0) & (out["score"] <= 1))
+    np.testing.assert_allclose(out["mode_probs"].sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(out["mode"], out["mode_probs"].argmax(axis=1))
+    np.testing.assert_allclose(out["score"], 1 / (1 + np.exp(out["logit"])), rtol=1e-5)
+
+
+def test_standardisation_is_learned_from_the_training_data(fitted):
+    scaled = fitted.standardizer(blobs()).numpy()
+    np.testing.assert_allclose(scaled.mean(axis=0), 0, atol=1e-3)
+    np.testing.assert_allclose(scaled.std(axis=0), 1, atol=1e-3)
+
+
+def test_target_network_is_trained_then_frozen():
+    x = blobs()
+    model = tiny_model()
+    initial = [w.numpy().copy() for w in model.target.weights]
+    model.prepare(x, batch_size=50)
+    trained = [w.numpy().copy() for w in model.target.weights]
+    assert any(not np.allclose(a, b) for a, b in zip(initial, trained, strict=True))
+    assert not model.target.trainable_variables
+    model.fit(x, epochs=2, batch_size=50, verbose=0)
+    for before, after in zip(trained, model.target.weights, strict=True):
+        np.testing.assert_array_equal(before, after.numpy())
+    eps_logit = float(model.target_threshold_logit.numpy())
+    target_logits = model.target(model.standardizer(x))["logit"].numpy()
+    assert np.mean(target_logits < eps_logit) == pytest.approx(0.005, abs=0.01)
+
+
+def test_mixture_prior_gets_gradients_for_mu_and_sigma():
+    model = tiny_model("mix")
+    codes = tf.constant([0, 1, 2, 1])
+    seed = tf.constant([1, 2], tf.int32)
+    with tf.GradientTape() as tape:
+        x_hat = model.generator(model.prior.sample(codes, seed))
+        loss = tf.reduce_sum(tf.square(x_hat)) + model.prior.regularization()
+    grads = tape.gradient(loss, [model.prior.mu, model.prior.sigma])
+    assert all(g is not None and np.any(tf.convert_to_tensor(g).numpy() != 0) for g in grads)
+
+
+def test_training_lowers_the_discriminator_and_mode_losses():
+    x = blobs(n=600)
+    model = tiny_model()
+    first = model.fit(x, epochs=1, batch_size=50, verbose=0).history
+    later = model.fit(x, epochs=15, batch_size=50, verbose=0).history
+    assert later["d_loss"][-1] < first["d_loss"][0]
+    assert later["q_real"][-1] < first["q_real"][0]
+    assert all(np.isfinite(v[-1]) for v in later.values())
+
+
+def test_a_zero_weight_switches_its_term_off():
+    x = blobs()
+    model = tiny_model(weight_d_entropy=0.0, weight_q_fake=0.0, weight_q_real=0.0)
+    logs = model.fit(x, epochs=1, batch_size=50, verbose=0).history
+    assert logs["d_loss"][0] == pytest.approx(logs["d_real_fake"][0], rel=1e-5)
+
+
+def test_labels_are_refused():
+    model = tiny_model()
+    with pytest.raises(ValueError, match="normal rows only"):
+        model.fit(blobs(), np.zeros(300), epochs=1)
+
+
+def test_quantile_rule_flags_the_configured_share_of_training_rows_and_half_uses_d(fitted):
+    x = blobs()
+    assert fitted.predict(x, verbose=0)["is_anomaly"].mean() == pytest.approx(0.005, abs=0.005)
+    fitted.set_threshold(x, quantile=0.9)
+    assert fitted.predict(x, verbose=0)["is_anomaly"].mean() == pytest.approx(0.1, abs=0.01)
+    fitted.set_threshold(x, rule="half")
+    out = fitted.predict(x, verbose=0)
+    np.testing.assert_array_equal(out["is_anomaly"], out["score"] > 0.5)
+    fitted.set_threshold(x)
+
+
+def test_keras_round_trip_keeps_weights_optimizers_threshold_and_preprocessing(fitted, tmp_path):
+    x, model = blobs(), fitted
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    for name in ("score", "logit", "is_anomaly", "mode_probs"):
+        np.testing.assert_allclose(loaded.predict(x, verbose=0)[name],
+                                   model.predict(x, verbose=0)[name], rtol=1e-6)
+    for ours, theirs in ((model.d_optimizer, loaded.d_optimizer),
+                         (model.g_optimizer, loaded.g_optimizer)):
+        assert int(theirs.iterations.numpy()) == int(ours.iterations.numpy()) > 0
+        for a, b in zip(ours.variables, theirs.variables, strict=True):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert float(loaded.threshold_logit.numpy()) == float(model.threshold_logit.numpy())
+    np.testing.assert_array_equal(loaded.standardizer.mean.numpy(), model.standardizer.mean.numpy())
+    # Training continues from the loaded state without re-running the target phase.
+    target = [w.numpy().copy() for w in loaded.target.weights]
+    loaded.fit(x, epochs=1, batch_size=50, verbose=0)
+    for before, after in zip(target, loaded.target.weights, strict=True):
+        np.testing.assert_array_equal(before, after.numpy())

@@ -29,11 +29,20 @@ class ModelConfig:
       target_epochs: epochs of the regular GAN whose discriminator becomes the target T.
       target_learning_rate: Adam learning rate of that regular GAN.
       code_sampling: draw c_x ~ Q(c|x) ("sample") or take its argmax.
-      weight_*: loss weights; 0 switches a term off (see losses.py for each formula).
+      weight_d_entropy: w_ent of D's binary entropy on real data (OCAN's 1.85).
+      weight_q_fake: Q's cross-entropy on generated samples (InfoGAN).
+      weight_q_real: Q's -I(x; c) term on real data (the paper's "+H(c_x)").
+      weight_fm: the generator's feature matching L_fm.
+      weight_pt: the generator's pull-away term L_pt.
+      weight_kl: the generator's low-density term L_KL (uses T and eps_T).
+      weight_mi: the generator's code term L_MI = CE(Q(c|x_hat), c).
+      weight_sigma: lambda of L_sigma (phi_mix only).
       density_quantile: q; eps_T is the q-quantile of T on the training data.
       threshold_rule: "quantile" (score above its training quantile) or "half" (D(x) < 0.5).
       threshold_quantile: quantile of the training scores used by the "quantile" rule.
-      seed: seeds the noise of training; weights are seeded by keras.utils.set_random_seed.
+      seed: seeds the training noise, and the weights where the CLI or estimator builds them.
+
+    Every weight_* is a loss weight (formulas in losses.py); 0 switches the term off.
     """
 
     num_modes: int = 10

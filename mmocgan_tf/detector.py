@@ -1,0 +1,122 @@
+"""MMOCGANDetector: MMOC-GAN behind scikit-learn's outlier-detector conventions.
+
+Conventions (those of sklearn.ensemble.IsolationForest): score_samples is higher for more
+normal rows, decision_function = score_samples - offset_ is negative for anomalies, predict
+returns +1 (normal) / -1 (anomaly). anomaly_score follows the paper and PyOD instead: in
+[0, 1], higher = more anomalous.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from mmocgan_tf.config import ModelConfig
+from mmocgan_tf.model import MMOCGAN
+
+_PAPER = ModelConfig()
+_MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
+
+
+class MMOCGANDetector(OutlierMixin, BaseEstimator):
+    """Multimodal one-class GAN anomaly detector, trained on normal rows only.
+
+    Every argument of ModelConfig is an argument here (see its docstring); the
+    defaults are the paper's except epochs (300: as good as the paper's 1000 in our
+    measurements, at a third of the cost).
+
+    Args:
+      epochs: training epochs of the complementary GAN (the paper: 1000).
+      batch_size: minibatch size (the paper: 100).
+      d_learning_rate, g_learning_rate: Adam learning rates of D (with Q) and of G.
+      steps_per_execution: training steps per compiled call.
+      random_state: int seed of weights and noise (None = 0, so fits repeat).
+      verbose: Keras progress output during fit.
+
+    Attributes:
+      model_: the trained MMOCGAN (a Keras model; save it with model_.save(path)).
+      offset_: decision_function's offset, D's logit at the threshold.
+      n_features_in_: number of columns seen in fit.
+    """
+
+    def __init__(
+        self, *, num_modes=_PAPER.num_modes, prior=_PAPER.prior, z_dim=_PAPER.z_dim,
+        d_hidden=_PAPER.d_hidden, g_hidden=_PAPER.g_hidden, epochs=300, batch_size=100,
+        d_learning_rate=1e-3, g_learning_rate=1e-3, target_epochs=_PAPER.target_epochs,
+        target_learning_rate=_PAPER.target_learning_rate, code_sampling=_PAPER.code_sampling,
+        weight_d_entropy=_PAPER.weight_d_entropy, weight_q_fake=_PAPER.weight_q_fake,
+        weight_q_real=_PAPER.weight_q_real, weight_fm=_PAPER.weight_fm,
+        weight_pt=_PAPER.weight_pt, weight_kl=_PAPER.weight_kl, weight_mi=_PAPER.weight_mi,
+        weight_sigma=_PAPER.weight_sigma, density_quantile=_PAPER.density_quantile,
+        threshold_rule=_PAPER.threshold_rule, threshold_quantile=_PAPER.threshold_quantile,
+        steps_per_execution=16, random_state=None, verbose=0,
+    ):
+        self.num_modes = num_modes
+        self.prior = prior
+        self.z_dim = z_dim
+        self.d_hidden = d_hidden
+        self.g_hidden = g_hidden
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.d_learning_rate = d_learning_rate
+        self.g_learning_rate = g_learning_rate
+        self.target_epochs = target_epochs
+        self.target_learning_rate = target_learning_rate
+        self.code_sampling = code_sampling
+        self.weight_d_entropy = weight_d_entropy
+        self.weight_q_fake = weight_q_fake
+        self.weight_q_real = weight_q_real
+        self.weight_fm = weight_fm
+        self.weight_pt = weight_pt
+        self.weight_kl = weight_kl
+        self.weight_mi = weight_mi
+        self.weight_sigma = weight_sigma
+        self.density_quantile = density_quantile
+        self.threshold_rule = threshold_rule
+        self.threshold_quantile = threshold_quantile
+        self.steps_per_execution = steps_per_execution
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def fit(self, X, y=None):
+        """Trains on X, which must hold normal rows only; y is ignored (API convention)."""
+        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2)
+        seed = 0 if self.random_state is None else int(self.random_state)
+        keras.utils.set_random_seed(seed)
+        hyper = {name: getattr(self, name) for name in _MODEL_FIELDS if name != "seed"}
+        self.model_ = MMOCGAN(num_features=X.shape[1], seed=seed, **hyper)
+        self.model_.compile(
+            d_optimizer=keras.optimizers.Adam(self.d_learning_rate),
+            g_optimizer=keras.optimizers.Adam(self.g_learning_rate),
+            steps_per_execution=self.steps_per_execution)
+        self.model_.fit(X, epochs=self.epochs, batch_size=min(self.batch_size, len(X)),
+                        verbose=self.verbose)
+        self.offset_ = float(self.model_.threshold_logit.numpy())
+        return self
+
+    def _outputs(self, X):
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        return self.model_.predict(X, batch_size=4096, verbose=0)
+
+    def score_samples(self, X):
+        """D's logit: higher = more normal (scikit-learn's orientation)."""
+        return self._outputs(X)["logit"]
+
+    def decision_function(self, X):
+        """score_samples - offset_: negative for rows the threshold calls anomalous."""
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X):
+        """+1 for normal rows, -1 for anomalies."""
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+    def anomaly_score(self, X):
+        """1 - D(x) in [0, 1], higher = more anomalous (the paper's and PyOD's orientation)."""
+        return self._outputs(X)["score"]
+
+    def predict_mode(self, X):
+        """The learned mode argmax_c Q(c|x) of each row."""
+        return self._outputs(X)["mode"]

@@ -1,0 +1,129 @@
+"""cli.train end to end: flagfile in, workdir out; bad input gives one line and exit 2."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from absl import flags
+
+from cli import train as train_cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_FLAGS = """--epochs=2
+--target_epochs=2
+--batch_size=50
+--num_modes=3
+--z_dim=4
+--d_hidden=16,16
+--g_hidden=16
+--steps_per_execution=4
+--verbose=0
+"""
+
+
+def write_csv(path, rows, header="a,b,c,label"):
+    with open(path, "w") as f:
+        f.write(header + "\n")
+        for row in rows:
+            f.write(",".join(str(v) for v in row) + "\n")
+    return str(path)
+
+
+def good_rows(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3)).round(4)
+    labels = (np.arange(n) % 20 == 0).astype(int)
+    x[labels == 1] += 4
+    return [list(r) + [lab] for r, lab in zip(x, labels, strict=False)]
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "cli.train", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained_workdir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    csv = write_csv(folder / "data.csv", good_rows())
+    flagfile = folder / "tiny.flags"
+    flagfile.write_text(TINY_FLAGS + f"--data={csv}\n--label_column=label\n--normal_label=0\n"
+                        f"--workdir={folder / 'work'}\n")
+    result = run_cli(f"--flagfile={flagfile}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return folder / "work", result
+
+
+def test_cli_writes_config_model_metrics_and_logs(trained_workdir):
+    workdir, result = trained_workdir
+    assert {"config.json", "model.keras", "metrics.json", "logs"} <= set(os.listdir(workdir))
+    config = json.loads((workdir / "config.json").read_text())
+    assert config["epochs"] == 2 and config["model"]["num_modes"] == 3
+    assert config["model"]["d_hidden"] == [16, 16]
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    assert metrics["n_train"] == 152  # 80% of the 190 normal rows
+    for rule in ("quantile", "half"):
+        assert 0.0 <= metrics["eval"][rule]["auroc"] <= 1.0
+    assert "held-out (quantile rule)" in result.stdout
+    assert not [name for name in os.listdir(workdir) if name.startswith(".staging")]
+
+
+def test_saved_model_loads_and_scores(trained_workdir):
+    import keras
+
+    model = keras.saving.load_model(str(trained_workdir[0] / "model.keras"))
+    out = model.predict(np.zeros((4, 3), "float32"), verbose=0)
+    assert out["score"].shape == (4,) and np.all(np.isfinite(out["score"]))
+
+
+def run_in_process(capsys, *args):
+    """Runs cli.train's main with these flags; returns (exit code, stderr)."""
+    flags.FLAGS.unparse_flags()
+    argv = flags.FLAGS(["cli.train", *args])
+    code = train_cli.main(argv)
+    return code, capsys.readouterr().err
+
+
+BAD_INPUTS = {
+    "missing file": (lambda d: str(d / "nope.csv"), "nope.csv"),
+    "non-numeric cell": (lambda d: write_csv(d / "t.csv", good_rows()[:-1] + [[1, "x7", 2, 0]]),
+                         "x7"),
+    "nan cell": (lambda d: write_csv(d / "t.csv", good_rows()[:-1] + [[1, "nan", 2, 0]]), "b"),
+    "no rows": (lambda d: write_csv(d / "t.csv", []), "no data rows"),
+    "fewer rows than a batch": (lambda d: write_csv(d / "t.csv", good_rows(30)), "batch"),
+    "no normal rows": (lambda d: write_csv(d / "t.csv", [r[:3] + [1] for r in good_rows()]),
+                       "normal"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_gives_one_line_and_leaves_the_workdir_alone(case, tmp_path, capsys,
+                                                                 trained_workdir):
+    make_data, expected = BAD_INPUTS[case]
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "model.keras").write_bytes(b"a good model")
+    code, err = run_in_process(capsys, f"--data={make_data(tmp_path)}", "--label_column=label",
+                               f"--workdir={workdir}", "--batch_size=50", "--verbose=0")
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0]
+    assert os.listdir(workdir) == ["model.keras"]
+    assert (workdir / "model.keras").read_bytes() == b"a good model"
+
+
+def test_bad_config_value_is_one_line(tmp_path, capsys):
+    code, err = run_in_process(capsys, "--data=synthetic:production_line", "--prior=gaussian",
+                               f"--workdir={tmp_path}")
+    assert code == 2 and "prior='gaussian'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_process_prints_no_traceback_on_bad_input(tmp_path):
+    result = run_cli(f"--data={tmp_path / 'missing.csv'}", f"--workdir={tmp_path / 'w'}")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert not (tmp_path / "w").exists()

@@ -1,0 +1,180 @@
+"""Training-speed benchmark of MMOCGAN (a benchmark, not a test).
+
+Times the main GAN loop of `fit` (target network already prepared, tracing excluded), sets it
+against an analytic FLOP count and this machine's measured matmul peak, and optionally times a
+whole paper-faithful fit including the target-network phase. One `name: value` per line.
+
+FLOP model of one training step on a batch of N rows (MAC = one multiply-add = 2 FLOPs):
+  M(net) = sum of in*out over a network's dense layers, per row:
+    D = d*h1 + h1*h2 + h2*(1 + m)   (shared layers, real/fake head, Q head)
+    T = d*h1 + h1*h2 + h2           (target network, same body, one logit)
+    G = p*g1 + g1*d                 (p = prior.output_dim: z_dim + m for "cat", z_dim for "mix")
+  D update: forward  N*(2*D + G)              (D on x and on x_hat, G makes x_hat)
+            backward 2 * 2N*D                 (only D is differentiated)
+  G update: forward  N*(2*D + T) + N^2*h2     (D on concat([x, x_hat]), T on x_hat, and the
+                                               N x N pull-away cosine matmul; x_hat is reused
+                                               from the D update)
+            backward 2 * (forward + N*G)       (backward of a matmul ~ 2x its forward: dX, dW)
+  FLOPs/step = 2 * (sum of the MACs above). Element-wise ops and Adam updates are ignored.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import time  # noqa: E402
+from itertools import pairwise  # noqa: E402
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from mmocgan_tf import MMOCGAN  # noqa: E402
+
+flags.DEFINE_string("data", "synthetic", '"synthetic" or a path to an .npz holding X.')
+flags.DEFINE_integer("rows", 4000, "Rows of the synthetic data.")
+flags.DEFINE_integer("features", 50, "Columns of the synthetic data.")
+flags.DEFINE_integer("num_modes", 10, "m, the number of latent modes.")
+flags.DEFINE_enum("prior", "cat", ["cat", "mix"], "Latent prior.")
+flags.DEFINE_integer("batch_size", 100, "Minibatch size.")
+flags.DEFINE_integer("epochs", 20, "Epochs of the timed fit (and of the full fit).")
+flags.DEFINE_integer("steps_per_execution", 16, "Training steps per compiled call.")
+flags.DEFINE_integer("seed", 0, "Seeds data, weights and noise.")
+flags.DEFINE_integer("target_epochs", 100, "Target-network epochs of the full fit.")
+flags.DEFINE_boolean("time_full_fit", True, "Also time a whole fit incl. the target phase.")
+FLAGS = flags.FLAGS
+
+
+def load_data():
+    if FLAGS.data != "synthetic":
+        return np.load(FLAGS.data)["X"].astype(np.float32)
+    rng = np.random.default_rng(FLAGS.seed)
+    centres = rng.normal(0.0, 3.0, (FLAGS.num_modes, FLAGS.features))
+    modes = rng.integers(FLAGS.num_modes, size=FLAGS.rows)
+    return (centres[modes] + rng.normal(size=(FLAGS.rows, FLAGS.features))).astype(np.float32)
+
+
+def mlp_macs(widths):
+    return sum(a * b for a, b in pairwise(widths))
+
+
+def step_flops(model, n):
+    """FLOPs of one training step on n rows (formula in the module docstring)."""
+    cfg, d, m = model.config, model.num_features, model.config.num_modes
+    body = mlp_macs([d, *cfg.d_hidden])
+    h = cfg.d_hidden[-1]
+    disc, target = body + h * (1 + m), body + h
+    gen = mlp_macs([model.prior.output_dim, *cfg.g_hidden, d])
+    d_update = n * (2 * disc + gen) + 2 * (2 * n * disc)
+    g_update = 3 * (n * (2 * disc + target) + n * n * h) + 2 * n * gen
+    return 2 * (d_update + g_update)
+
+
+def build(num_features, target_epochs):
+    keras.utils.set_random_seed(FLAGS.seed)
+    model = MMOCGAN(num_features=num_features, num_modes=FLAGS.num_modes, prior=FLAGS.prior,
+                    target_epochs=target_epochs, seed=FLAGS.seed)
+    model.compile(steps_per_execution=FLAGS.steps_per_execution)
+    return model
+
+
+class LoopTimer(keras.callbacks.Callback):
+    """Wall time of Keras's epoch loop alone (excludes data setup, prepare, set_threshold)."""
+
+    def on_train_begin(self, logs=None):
+        self.begin = time.perf_counter()
+
+    def on_train_end(self, logs=None):
+        self.end = time.perf_counter()
+
+
+def matmul_gflops(n, k, reps):
+    """GFLOP/s of float32 [n, k] @ [k, k] chained reps times in one graph call (best of 3)."""
+    a = tf.random.normal([n, k], seed=1)
+    b = tf.random.normal([k, k], seed=2) / np.sqrt(k)
+
+    @tf.function
+    def chain(x):
+        for _ in tf.range(reps):
+            x = tf.matmul(x, b)
+        return x
+
+    chain(a).numpy()  # trace and warm up
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        chain(a).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * n * k * k * reps / best / 1e9
+
+
+def main(argv):
+    del argv
+    x = load_data()
+    rows, bs = len(x), FLAGS.batch_size
+    print(f"data: {FLAGS.data} rows={rows} features={x.shape[1]}")
+    print(f"cpus: {os.cpu_count()}")
+
+    # Main loop only: T is left untrained (target_epochs=0); the warm-up fit prepares the
+    # model and traces the train function, which the timed fit then reuses.
+    model = build(x.shape[1], target_epochs=0)
+    traces = [0]
+    train_step = model.train_step
+
+    def counted_step(data):  # Python runs only while tracing, so this counts traces
+        traces[0] += 1
+        return train_step(data)
+
+    model.train_step = counted_step
+    start = time.perf_counter()
+    model.fit(x, epochs=1, batch_size=bs, verbose=0)
+    print(f"warmup_fit_s: {time.perf_counter() - start:.3f}")
+    print(f"traces_in_warmup: {traces[0]}")
+    warm_traces, train_function = traces[0], model.train_function
+
+    timer = LoopTimer()
+    start = time.perf_counter()
+    model.fit(x, epochs=FLAGS.epochs, batch_size=bs, verbose=0, callbacks=[timer])
+    fit_wall = time.perf_counter() - start
+    loop_wall = timer.end - timer.begin
+    retraces = traces[0] - warm_traces
+    print(f"retraces_in_timed_fit: {retraces}")
+    print(f"train_function_reused: {model.train_function is train_function}")
+    if retraces:
+        print("warning: the timed fit retraced; its time includes tracing")
+
+    steps_per_epoch = -(-rows // bs)
+    steps = FLAGS.epochs * steps_per_epoch
+    flops = step_flops(model, bs)
+    epoch_flops = (rows // bs) * flops + (step_flops(model, rows % bs) if rows % bs else 0)
+    achieved = FLAGS.epochs * epoch_flops / loop_wall / 1e9
+    print(f"epochs: {FLAGS.epochs}")
+    print(f"steps: {steps}")
+    print(f"fit_wall_s: {fit_wall:.3f}")
+    print(f"loop_wall_s: {loop_wall:.3f}")
+    print(f"steps_per_s: {steps / loop_wall:.1f}")
+    print(f"samples_per_s: {FLAGS.epochs * rows / loop_wall:.0f}")
+    print(f"ms_per_step: {1e3 * loop_wall / steps:.3f}")
+    print(f"mflop_per_step: {flops / 1e6:.2f}")
+    print(f"achieved_gflops: {achieved:.2f}")
+
+    peak = matmul_gflops(1024, 1024, 20)
+    print(f"peak_matmul_1024_gflops: {peak:.1f}")
+    print(f"batch_matmul_{2 * bs}x128x128_gflops: {matmul_gflops(2 * bs, 128, 2000):.1f}")
+    print(f"achieved_over_peak: {achieved / peak:.4f}")
+
+    if FLAGS.time_full_fit:
+        model = build(x.shape[1], target_epochs=FLAGS.target_epochs)
+        timer = LoopTimer()
+        start = time.perf_counter()
+        model.fit(x, epochs=FLAGS.epochs, batch_size=bs, verbose=0, callbacks=[timer])
+        end = time.perf_counter()
+        print(f"full_fit_target_epochs: {FLAGS.target_epochs}")
+        print(f"full_fit_wall_s: {end - start:.3f}")
+        print(f"full_fit_prepare_s: {timer.begin - start:.3f}")  # standardise + train T
+        print(f"full_fit_main_s: {timer.end - timer.begin:.3f}")  # incl. its own tracing
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -7,7 +7,7 @@ input ends with one line on stderr and exit status 2; the workdir is left as it 
 import json
 import sys
 
-from absl import app
+from absl import app, logging
 
 from cli import flags as config_flags
 from mmocgan_tf import training
@@ -20,6 +20,7 @@ config_flags.define_config_flags()
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.WARNING)  # app.run turns on INFO; TF is chatty there
     try:
         config = config_flags.config_from_flags()
         metrics = training.train(config)
@@ -39,6 +40,8 @@ def summary(config, metrics):
                                         "anomaly_accuracy", "f1_anomaly")}
         lines.append(f"held-out ({rule} rule): " + json.dumps(
             {k: None if v is None else round(v, 4) for k, v in shown.items()}))
+    if "export" in metrics:
+        lines.append(f"exported SavedModel: {metrics['export']}")
     return "\n".join(lines)
 
 

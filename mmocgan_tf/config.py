@@ -99,6 +99,7 @@ class TrainConfig:
     Attributes:
       data: a CSV/.npz/.npy/.parquet path, "bundled:thyroid" or "synthetic:production_line".
       workdir: folder for config.json, model.keras, metrics.json and TensorBoard logs.
+      export_dir: if set, also export a SavedModel version there (e.g. saved_models/NAME).
       feature_columns: CSV/Parquet columns to use, in order (empty = all but the label).
       label_column: optional column of labels; rows != normal_label are held out.
       normal_label: the label value of normal rows.
@@ -114,6 +115,7 @@ class TrainConfig:
 
     data: str = "bundled:thyroid"
     workdir: str = "runs/demo"
+    export_dir: str = ""
     feature_columns: tuple = ()
     label_column: str = ""
     normal_label: str = "0"

@@ -184,6 +184,75 @@ def load_split(config) -> tuple[TabularData, np.ndarray, np.ndarray | None, np.n
     return data, x_train, x_eval, y_eval
 
 
+def iter_feature_chunks(
+    path: str, feature_names: Sequence[str], chunk_rows: int = 65536
+):
+    """Yields float32 blocks [<= chunk_rows, d] of the named features, in row order.
+
+    CSV files are read lazily and .npy files memory-mapped, so files larger than memory can
+    be scored; .npz and Parquet are loaded whole. Table columns are matched by name (extra
+    columns such as an id are ignored); arrays must have exactly d columns.
+
+    Raises:
+        DataError: missing file, missing columns (naming them and the extra ones),
+            non-numeric or non-finite cells (naming column and row).
+    """
+    names = list(feature_names)
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: file not found")
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".csv":
+        yield from _csv_chunks(path, names, chunk_rows)
+        return
+    if suffix == ".npy":
+        x = np.load(path, mmap_mode="r", allow_pickle=False)
+    elif suffix in (".npz", ".parquet"):
+        columns = names if suffix == ".parquet" else None
+        x = load_data(path, feature_columns=columns).x
+    else:
+        raise DataError(f"{path}: cannot score this file type; use .csv, .npy, .npz or .parquet")
+    if x.ndim != 2 or x.shape[1] != len(names):
+        raise DataError(f"{path}: expected {len(names)} feature columns, got shape {x.shape}")
+    for start in range(0, x.shape[0], chunk_rows):
+        block = np.asarray(x[start:start + chunk_rows], dtype=np.float64)
+        _require_finite(block, path, lambda row, s=start: f"row {s + row + 1}", names)
+        yield block.astype(np.float32)
+
+
+def _csv_chunks(path: str, names: list[str], chunk_rows: int):
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = [f.strip() for f in next(reader, [])]
+        missing = [n for n in names if n not in header]
+        if missing:
+            extra = [h for h in header if h not in names]
+            raise DataError(f"{path}: missing feature columns {_shown(missing)}"
+                            + (f"; extra columns {_shown(extra)}" if extra else ""))
+        index = [header.index(n) for n in names]
+        rows, first = [], 0
+        for fields in reader:
+            if not fields:
+                continue
+            if len(fields) != len(header):
+                raise DataError(f"{path}: line {reader.line_num} has {len(fields)} fields, "
+                                f"header has {len(header)}")
+            rows.append(fields)
+            if len(rows) == chunk_rows:
+                yield _parse_rows(path, header, names, index, rows, first)
+                first, rows = first + len(rows), []
+        if rows:
+            yield _parse_rows(path, header, names, index, rows, first)
+
+
+def _parse_rows(path, header, names, index, rows, first):
+    table = _Table(path, header, len(rows), None, lambda row: f"row {first + row + 1}")
+    x64 = np.empty((len(rows), len(names)), dtype=np.float64)
+    for j, (name, column) in enumerate(zip(names, index, strict=True)):
+        x64[:, j] = _column_floats([r[column] for r in rows], table, name)
+    _require_finite(x64, path, table.where, names)
+    return x64.astype(np.float32)
+
+
 # --------------------------------------------------------- named and arrays
 
 

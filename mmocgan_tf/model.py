@@ -40,14 +40,20 @@ class MMOCGAN(keras.Model):
 
     Args:
       num_features: d, the number of input columns.
+      feature_names: names of the d columns in input order (default f0, f1, ...); exports
+        carry them so clients can map table columns by name.
       **kwargs: any field of ModelConfig (num_modes, prior, z_dim, loss weights, ...), the
         rest goes to keras.Model.
     """
 
-    def __init__(self, num_features, **kwargs):
+    def __init__(self, num_features, feature_names=None, **kwargs):
         hyper = {k: kwargs.pop(k) for k in list(kwargs) if k in _MODEL_FIELDS}
         super().__init__(**kwargs)
         self.num_features = int(num_features)
+        self.feature_names = tuple(feature_names or (f"f{i}" for i in range(num_features)))
+        if len(self.feature_names) != self.num_features:
+            raise ValueError(f"{len(self.feature_names)} feature_names for "
+                             f"{self.num_features} features")
         self.config = ModelConfig(**hyper).validate()
         cfg = self.config
 
@@ -113,7 +119,8 @@ class MMOCGAN(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_features=self.num_features, **dataclasses.asdict(self.config))
+        config.update(num_features=self.num_features, feature_names=list(self.feature_names),
+                      **dataclasses.asdict(self.config))
         return config
 
     @property
@@ -183,13 +190,20 @@ class MMOCGAN(keras.Model):
         self.target_threshold_logit.assign(np.quantile(logits, cfg.density_quantile))
         self.prepared.assign(1.0)
 
-    def set_threshold(self, x, rule=None, quantile=None):
-        """Sets the decision threshold from training rows x ("quantile") or to D = 0.5 ("half").
+    def set_threshold(self, x=None, rule=None, quantile=None, score=None):
+        """Sets the decision threshold; no retraining needed.
 
         Args:
-          x: normal training rows (never labelled anomalies); unused by "half".
+          x: normal training rows (never labelled anomalies), for the "quantile" rule.
           rule, quantile: override the configured threshold_rule / threshold_quantile.
+          score: an explicit threshold in (0, 1): rows scoring above it are anomalies.
         """
+        if score is not None:
+            if not 0.0 < score < 1.0:
+                raise ValueError(f"score threshold {score} is not in (0, 1)")
+            # score > s  <=>  sigmoid(-logit) > s  <=>  logit < log((1 - s) / s).
+            self.threshold_logit.assign(float(np.log((1.0 - score) / score)))
+            return
         rule = rule or self.config.threshold_rule
         quantile = self.config.threshold_quantile if quantile is None else quantile
         if rule == "half":

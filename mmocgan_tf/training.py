@@ -4,6 +4,7 @@ The workdir is only written once the run has succeeded: everything is produced i
 staging folder first, so a failed run never overwrites a good model, config or log.
 """
 
+import dataclasses
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import keras
 import numpy as np
 
 from mmocgan_tf import data as data_lib
+from mmocgan_tf import export
 from mmocgan_tf.config import TrainConfig
 from mmocgan_tf.metrics import detection_metrics
 from mmocgan_tf.model import MMOCGAN
@@ -35,29 +37,29 @@ def train(config: TrainConfig):
     os.makedirs(config.workdir, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".staging-", dir=config.workdir)
     try:
-        metrics = _train_into(staging, config, data, x_train, x_eval, y_eval)
+        model, metrics = _train_into(staging, config, data, x_train, x_eval, y_eval)
         _publish(staging, config.workdir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    if config.export_dir:
+        metrics["export"] = export.export_saved_model(
+            model, config.export_dir, extra_metadata={"run_config": dataclasses.asdict(config)})
     return metrics
 
 
-def build_model(config: TrainConfig, num_features):
+def build_model(config: TrainConfig, feature_names):
     """A compiled MMOCGAN for this config, seeded (weights by the global seed, noise by cfg)."""
     keras.utils.set_random_seed(config.model.seed)
-    model = MMOCGAN(num_features=num_features, **_model_kwargs(config))
+    model = MMOCGAN(num_features=len(feature_names), feature_names=feature_names,
+                    **dataclasses.asdict(config.model))
     model.compile(d_optimizer=keras.optimizers.Adam(config.d_learning_rate),
                   g_optimizer=keras.optimizers.Adam(config.g_learning_rate),
                   steps_per_execution=config.steps_per_execution)
     return model
 
 
-def _model_kwargs(config):
-    return {name: getattr(config.model, name) for name in config.model.__dataclass_fields__}
-
-
 def _train_into(folder, config, data, x_train, x_eval, y_eval):
-    model = build_model(config, x_train.shape[1])
+    model = build_model(config, data.feature_names)
     start = time.perf_counter()
     history = model.fit(
         x_train, epochs=config.epochs, batch_size=config.batch_size, verbose=config.verbose,
@@ -80,7 +82,7 @@ def _train_into(folder, config, data, x_train, x_eval, y_eval):
         f.write(config.to_json())
     with open(os.path.join(folder, METRICS_FILE), "w") as f:
         json.dump(metrics, f, indent=2)
-    return metrics
+    return model, metrics
 
 
 def evaluate(model, x_train, x_eval, y_eval):

@@ -1,0 +1,79 @@
+"""SavedModel export: named signatures equal to the live model, versions, metadata."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mmocgan_tf import MMOCGAN, export
+
+
+def rows(n, seed=0):
+    return (np.random.default_rng(seed).normal(size=(n, 3)) * [1, 10, 100] + 5).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def model():
+    m = MMOCGAN(num_features=3, feature_names=["volt", "amp", "temp"], num_modes=2, z_dim=4,
+                d_hidden=(8, 8), g_hidden=(8,), target_epochs=1)
+    m.compile(steps_per_execution=4)
+    m.fit(rows(200), epochs=1, batch_size=50, verbose=0)
+    return m
+
+
+@pytest.fixture(scope="module")
+def exported(model, tmp_path_factory):
+    return export.export_saved_model(model, str(tmp_path_factory.mktemp("sm") / "demo"))
+
+
+@pytest.mark.parametrize("batch", [1, 7, 300])
+def test_reloaded_savedmodel_gives_the_live_models_outputs(model, exported, batch):
+    signature = tf.saved_model.load(exported).signatures["serving_default"]
+    x = rows(batch, seed=batch)
+    out = signature(features=tf.constant(x))
+    live = model.predict(x, verbose=0)
+    assert set(out) == {"score", "is_anomaly", "mode", "mode_probs"}
+    np.testing.assert_allclose(out["score"].numpy(), live["score"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(out["is_anomaly"].numpy(), live["is_anomaly"])
+    np.testing.assert_array_equal(out["mode"].numpy(), live["mode"])
+    np.testing.assert_allclose(out["mode_probs"].numpy(), live["mode_probs"], rtol=1e-5)
+
+
+def test_score_signature_returns_the_score_alone(model, exported):
+    out = tf.saved_model.load(exported).signatures["score"](features=tf.constant(rows(4)))
+    assert list(out) == ["score"]
+
+
+def test_saved_model_cli_lists_named_signatures(exported):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    result = subprocess.run([cli, "show", "--dir", exported, "--all"], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-500:]
+    for name in ("signature_def['serving_default']", "signature_def['score']",
+                 "inputs['features']", "outputs['is_anomaly']", "outputs['mode_probs']"):
+        assert name in result.stdout
+    assert "args_0" not in result.stdout and "output_0" not in result.stdout
+
+
+def test_metadata_names_features_and_threshold(model, exported):
+    meta = export.read_metadata(exported)
+    assert meta["feature_names"] == ["volt", "amp", "temp"]
+    assert meta["num_modes"] == 2 and meta["package_version"]
+    assert meta["threshold_score"] == pytest.approx(
+        1 / (1 + np.exp(float(model.threshold_logit.numpy()))))
+    assert len(meta["training_statistics"]["feature_mean"]) == 3
+
+
+def test_versions_count_up_and_are_never_overwritten(model, tmp_path):
+    base = str(tmp_path / "m")
+    assert export.export_saved_model(model, base).endswith(os.sep + "1")
+    assert export.export_saved_model(model, base).endswith(os.sep + "2")
+    before = os.listdir(os.path.join(base, "1"))
+    with pytest.raises(export.ExportError, match="never overwritten"):
+        export.export_saved_model(model, base, version=1)
+    assert os.listdir(os.path.join(base, "1")) == before
+    assert sorted(os.listdir(base)) == ["1", "2"]  # no temporary folders left behind
+    assert export.latest_version_dir(base) == os.path.join(base, "2")

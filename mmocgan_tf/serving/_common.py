@@ -1,0 +1,120 @@
+"""What the gRPC and REST clients share: the error type, input checks, batching, metadata shape.
+
+Both clients promise the same contract (same arguments, same output dict, same one-line
+errors), so the parts of that contract that do not depend on the wire live here once.
+This module imports neither grpc nor TensorFlow, so the REST client stays dependency-free.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+INPUT_NAME = "features"
+DEFAULT_SIGNATURE = "serving_default"
+
+# TensorFlow DataType enum names (types.proto) -> numpy dtype names, for metadata.
+DTYPE_NAMES = {
+    "DT_FLOAT": "float32", "DT_DOUBLE": "float64", "DT_HALF": "float16",
+    "DT_INT8": "int8", "DT_INT16": "int16", "DT_INT32": "int32", "DT_INT64": "int64",
+    "DT_UINT8": "uint8", "DT_UINT16": "uint16", "DT_UINT32": "uint32", "DT_UINT64": "uint64",
+    "DT_BOOL": "bool", "DT_STRING": "string",
+}
+
+
+class ServingError(RuntimeError):
+    """A prediction or metadata request failed; str(err) is ONE line saying why.
+
+    Attributes:
+      code: the gRPC status name ("UNAVAILABLE", "INVALID_ARGUMENT", ...) or, from the REST
+        client, "HTTP <status>"; None when no answer came back at all.
+    """
+
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(one_line(message))
+        self.code = code
+
+
+def one_line(text: str) -> str:
+    """Collapses whitespace runs with newlines, so a server's multi-line detail stays one line."""
+    return re.sub(r"\s*[\r\n]+\s*", " ", str(text)).strip()
+
+
+def check_positive(name: str, value, kind=int):
+    """Validates a constructor argument early, where the caller can still see which one."""
+    if kind is int and (isinstance(value, bool) or int(value) != value or value < 1):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if kind is float and not float(value) > 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return kind(value)
+
+
+def as_rows(features) -> np.ndarray:
+    """The features as a 2-D array; numeric input becomes float32, the signature's dtype.
+
+    An object array (a DataFrame's .values) is converted when every cell is a number; other
+    non-numeric arrays (strings) are sent unchanged, and the server, which owns the
+    signature, rejects them with INVALID_ARGUMENT as it would from any client. A 1-D array
+    is one row.
+    """
+    x = np.asarray(features)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2:
+        raise ValueError(f"features must be a 2-D array [rows, columns], got shape {x.shape}")
+    if len(x) == 0:
+        raise ValueError("features has no rows")
+    if x.dtype.kind == "O":
+        try:
+            x = x.astype(np.float32)
+        except (TypeError, ValueError):
+            pass
+    if x.dtype.kind in "biuf":
+        x = x.astype(np.float32, copy=False)
+    return np.ascontiguousarray(x)
+
+
+def predict_in_batches(call: Callable[[np.ndarray], dict], x: np.ndarray,
+                       batch_size: int) -> dict[str, np.ndarray]:
+    """Runs call on consecutive row blocks of x and concatenates each output along rows.
+
+    Servers cap message sizes (gRPC's default is 4 MiB) and a huge request holds a server
+    thread for long, so large inputs go as several requests of batch_size rows.
+    """
+    parts = [call(x[start:start + batch_size]) for start in range(0, len(x), batch_size)]
+    if len(parts) == 1:
+        return parts[0]
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def model_label(name: str, version: int | None) -> str:
+    return f"model {name!r}" + ("" if version is None else f" version {version}")
+
+
+def signature_summary(model_name: str, version: int | None, signature: str,
+                      signatures: Mapping[str, Mapping], where: str) -> dict:
+    """The metadata() dict both clients return, from {signature: {"inputs": .., "outputs": ..}}.
+
+    Each tensor entry is {"dtype": numpy dtype name, "shape": tuple with None for unknown
+    dimensions, or None for unknown rank}.
+
+    Raises:
+      ServingError: the signature is not among the model's.
+    """
+    public = sorted(name for name in signatures if not name.startswith("__"))
+    if signature not in signatures:
+        raise ServingError(
+            f"{model_label(model_name, version)} on {where} has no signature {signature!r} "
+            f"(it has: {', '.join(public) or 'none'})", code="NOT_FOUND")
+    chosen = signatures[signature]
+    return {"model_name": model_name, "version": version, "signature": signature,
+            "inputs": dict(chosen["inputs"]), "outputs": dict(chosen["outputs"]),
+            "signatures": public}
+
+
+def tensor_entry(dtype_name: str, dims: list[int] | None) -> dict:
+    """One metadata tensor entry from a DataType enum name and dims (-1 = unknown)."""
+    shape = None if dims is None else tuple(None if d < 0 else int(d) for d in dims)
+    return {"dtype": DTYPE_NAMES.get(dtype_name, dtype_name), "shape": shape}

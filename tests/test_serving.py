@@ -1,0 +1,301 @@
+"""Serving clients, models.config and cli.predict against a TF Serving stand-in on loopback.
+
+A tiny MMOCGAN is trained and exported once (the real export_saved_model); the stand-in
+(tests/serving_standin.py) serves it over gRPC and REST on 127.0.0.1. The two
+cli.predict runs are subprocesses started together, since each pays for importing
+TensorFlow.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+pytest.importorskip("grpc")
+pytest.importorskip("tensorflow_serving.apis.prediction_service_pb2_grpc")
+
+import tensorflow as tf  # noqa: E402
+from google.protobuf import text_format  # noqa: E402
+from serving_standin import StandInServer  # noqa: E402
+from tensorflow_serving.config import model_server_config_pb2  # noqa: E402
+
+from mmocgan_tf import MMOCGAN  # noqa: E402
+from mmocgan_tf.export import export_saved_model  # noqa: E402
+from mmocgan_tf.serving import (  # noqa: E402
+    GrpcClient,
+    RestClient,
+    ServingError,
+    tensor_proto,
+    write_models_config,
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUTPUTS = {"score": "float32", "is_anomaly": "bool", "mode": "int32", "mode_probs": "float32"}
+
+
+def rows(n, seed=1):
+    return np.random.default_rng(seed).normal(size=(n, 3)).astype(np.float32)
+
+
+def free_port():
+    """A loopback port nobody listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """base/tiny/1 from export_saved_model and base/tiny/2, a copy, to test version choice."""
+    model = MMOCGAN(num_features=3, feature_names=["a", "b", "c"], num_modes=2, z_dim=4,
+                    d_hidden=(8, 8), g_hidden=(8,), target_epochs=1)
+    model.compile(steps_per_execution=4)
+    model.fit(rows(200, seed=0), epochs=1, batch_size=50, verbose=0)
+    base = tmp_path_factory.mktemp("served")
+    first = export_saved_model(model, str(base / "tiny"))
+    shutil.copytree(first, base / "tiny" / "2")
+    return base, first
+
+
+@pytest.fixture(scope="module")
+def server(exported):
+    with StandInServer(exported[0]) as standin:
+        yield standin
+
+
+@pytest.fixture(scope="module")
+def local(exported):
+    """The SavedModel's signatures called in-process: the reference answers."""
+    return tf.saved_model.load(exported[1]).signatures
+
+
+def local_predict(local, x, signature="serving_default", batch_size=1000):
+    """Same row blocks as the client, so the numbers are bit-identical."""
+    parts = [{k: v.numpy() for k, v in local[signature](features=tf.constant(
+        x[i:i + batch_size])).items()} for i in range(0, len(x), batch_size)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def assert_same(got, want):
+    assert set(got) == set(want)
+    for name in want:
+        assert got[name].dtype == want[name].dtype, name
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+@pytest.mark.parametrize("n", [1, 7, 2345])
+def test_grpc_predict_equals_local_savedmodel(server, local, n):
+    x = rows(n)
+    with GrpcClient(server.grpc_target, "tiny", batch_size=1000) as client:
+        got = client.predict(x)
+    assert_same(got, local_predict(local, x))
+    assert got["mode_probs"].shape == (n, 2)
+
+
+def test_score_signature_returns_only_score(server, local):
+    x = rows(5)
+    with GrpcClient(server.grpc_target, "tiny", signature="score") as client:
+        got = client.predict(x)
+    assert_same(got, local_predict(local, x, "score"))
+
+
+@pytest.mark.parametrize("kind", ["grpc", "rest"])
+def test_metadata_lists_features_and_outputs(server, kind):
+    client = (GrpcClient(server.grpc_target, "tiny") if kind == "grpc"
+              else RestClient(server.rest_url, "tiny"))
+    meta = client.metadata()
+    assert meta["inputs"] == {"features": {"dtype": "float32", "shape": (None, 3)}}
+    assert {k: v["dtype"] for k, v in meta["outputs"].items()} == OUTPUTS
+    assert meta["outputs"]["mode_probs"]["shape"] == (None, 2)
+    assert meta["signatures"] == ["score", "serving_default"]
+    assert meta["version"] == 2  # the latest
+
+
+@pytest.mark.parametrize("fmt", ["instances", "inputs"])
+@pytest.mark.parametrize("signature", ["serving_default", "score"])
+def test_rest_formats_give_the_grpc_numbers(server, fmt, signature):
+    x = rows(25)
+    with GrpcClient(server.grpc_target, "tiny", signature=signature, batch_size=10) as client:
+        want = client.predict(x)
+    rest = RestClient(server.rest_url, "tiny", signature=signature, format=fmt, batch_size=10)
+    assert_same(rest.predict(x), want)
+
+
+def test_rest_instances_may_be_objects(server):
+    body = b'{"instances": [{"features": [0.1, 0.2, 0.3]}, {"features": [1, 2, 3]}]}'
+    request = urllib.request.Request(f"{server.rest_url}/v1/models/tiny:predict", data=body)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        predictions = json.loads(response.read())["predictions"]
+    assert len(predictions) == 2 and set(predictions[0]) == set(OUTPUTS)
+
+
+def test_explicit_version_is_served(server):
+    with GrpcClient(server.grpc_target, "tiny", version=1) as client:
+        assert client.metadata()["version"] == 1
+        assert client.predict(rows(3))["score"].shape == (3,)
+
+
+def _raises_one_line(call, *parts):
+    with pytest.raises(ServingError) as info:
+        call()
+    message = str(info.value)
+    assert "\n" not in message
+    for part in parts:
+        assert part in message
+    return info.value
+
+
+def test_wrong_feature_count_is_invalid_argument(server):
+    with GrpcClient(server.grpc_target, "tiny") as client:
+        _raises_one_line(lambda: client.predict(np.zeros((2, 4))), "INVALID_ARGUMENT",
+                         "shape [2, 4]")
+    rest = RestClient(server.rest_url, "tiny")
+    _raises_one_line(lambda: rest.predict(np.zeros((2, 4))), "HTTP 400", "shape [2, 4]")
+
+
+def test_wrong_dtype_and_input_name_are_invalid_argument(server):
+    with GrpcClient(server.grpc_target, "tiny") as client:
+        _raises_one_line(lambda: client.predict_arrays({"features": np.zeros((2, 3))}),
+                         "INVALID_ARGUMENT", "DT_DOUBLE")
+        _raises_one_line(lambda: client.predict(np.array([["a", "b", "c"]])),
+                         "INVALID_ARGUMENT", "DT_STRING")
+        _raises_one_line(lambda: client.predict_arrays({"x": rows(2)}),
+                         "INVALID_ARGUMENT", "alias not found")
+    rest = RestClient(server.rest_url, "tiny")
+    _raises_one_line(lambda: rest.predict(np.array([["a", "b", "c"]])), "HTTP 400", "float32")
+
+
+def test_unknown_signature_is_failed_precondition(server):
+    with GrpcClient(server.grpc_target, "tiny", signature="nope") as client:
+        _raises_one_line(lambda: client.predict(rows(2)), "FAILED_PRECONDITION", '"nope"')
+        _raises_one_line(client.metadata, "no signature 'nope'", "serving_default")
+
+
+@pytest.mark.parametrize("kind", ["grpc", "rest"])
+def test_unknown_model_or_version_is_named(server, kind):
+    make = ((lambda **kw: GrpcClient(server.grpc_target, **kw)) if kind == "grpc"
+            else (lambda **kw: RestClient(server.rest_url, **kw)))
+    _raises_one_line(lambda: make(model_name="ghost").predict(rows(2)),
+                     "model 'ghost' not found", "Latest(ghost)")
+    _raises_one_line(lambda: make(model_name="tiny", version=7).predict(rows(2)),
+                     "model 'tiny' version 7 not found", "Specific(tiny, 7)")
+
+
+@pytest.mark.parametrize("kind", ["grpc", "rest"])
+def test_server_down_fails_after_retries_quickly(kind):
+    port = free_port()
+    client = (GrpcClient(f"127.0.0.1:{port}", "tiny", retries=3, backoff_s=0.01)
+              if kind == "grpc" else
+              RestClient(f"http://127.0.0.1:{port}", "tiny", retries=3, backoff_s=0.01))
+    start = time.monotonic()
+    error = _raises_one_line(lambda: client.predict(rows(2)), f"127.0.0.1:{port}",
+                             "unavailable after 3 tries")
+    assert error.code == "UNAVAILABLE"
+    assert time.monotonic() - start < 5
+
+
+def test_tensor_proto_decodes_both_encodings():
+    for array in (rows(4), np.array([True, False]), np.arange(6, dtype=np.int32).reshape(2, 3),
+                  np.array([1.5, -2.0], np.float64), np.array([3, 4], np.int64)):
+        proto = tensor_proto.to_tensor_proto(array)
+        np.testing.assert_array_equal(tf.make_ndarray(proto), array)  # TF reads ours
+        np.testing.assert_array_equal(tensor_proto.from_tensor_proto(proto), array)
+        typed = tf.make_tensor_proto(array.tolist(), dtype=array.dtype, shape=array.shape)
+        np.testing.assert_array_equal(tensor_proto.from_tensor_proto(typed), array)
+    short = tf.make_tensor_proto(0.5, dtype=tf.float32, shape=[3])  # one value, repeated
+    np.testing.assert_array_equal(tensor_proto.from_tensor_proto(short), [0.5] * 3)
+
+
+def test_models_config_parses_as_model_server_config(tmp_path):
+    path = write_models_config(tmp_path / "models.config",
+                               {"tiny": "/models/tiny", 'odd "name"': "/models/odd"})
+    config = text_format.Parse(open(path).read(), model_server_config_pb2.ModelServerConfig())
+    entries = config.model_config_list.config
+    assert [(c.name, c.base_path, c.model_platform) for c in entries] == [
+        ("tiny", "/models/tiny", "tensorflow"), ('odd "name"', "/models/odd", "tensorflow")]
+    assert entries[0].model_version_policy.latest.num_versions == 1
+    for policy, check in (("all", lambda p: p.HasField("all")),
+                          (2, lambda p: p.latest.num_versions == 2),
+                          ([1, 3], lambda p: list(p.specific.versions) == [1, 3])):
+        write_models_config(path, {"tiny": "/models/tiny"}, version_policy=policy)
+        parsed = text_format.Parse(open(path).read(), model_server_config_pb2.ModelServerConfig())
+        assert check(parsed.model_config_list.config[0].model_version_policy)
+    assert os.listdir(tmp_path) == ["models.config"]  # no temporary file left
+    with pytest.raises(ValueError):
+        write_models_config(path, {"tiny": "/m"}, version_policy="newest")
+
+
+# === cli.predict, in subprocesses ===
+
+def start_cli(folder, name, *args):
+    """Starts `python -m cli.predict` on folder/in.csv, writing folder/NAME.csv."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.predict", "--model_name=tiny", f"--data={folder / 'in.csv'}",
+         f"--output={folder / name}.csv", *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc, timeout=120):
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    return proc.returncode, out, err
+
+
+@pytest.fixture(scope="module")
+def cli_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    x = rows(30)
+    with open(folder / "in.csv", "w") as f:
+        f.write("id,a,b,c\n")
+        f.writelines(f"{i},{r[0]},{r[1]},{r[2]}\n" for i, r in enumerate(x))
+    return folder, x
+
+
+@pytest.fixture(scope="module")
+def cli_runs(server, cli_folder, exported):
+    """Both runs, started together: each spends most of its time importing TensorFlow.
+
+    "good" calls the stand-in over gRPC in batches of 8, mapping the CSV's columns by the
+    feature names of the local export; "down" calls a port nobody listens on, over REST.
+    """
+    folder = cli_folder[0]
+    procs = {"good": start_cli(folder, "good", f"--server={server.grpc_target}",
+                               "--batch_size=8", f"--model_dir={exported[0] / 'tiny'}"),
+             "down": start_cli(folder, "down", f"--server=127.0.0.1:{free_port()}", "--rest",
+                               "--feature_columns=a,b,c")}
+    return {name: finish(proc) for name, proc in procs.items()}
+
+
+def test_cli_predict_writes_one_row_per_input(cli_runs, local, cli_folder):
+    folder, x = cli_folder
+    code, out, err = cli_runs["good"]
+    assert code == 0, err[-2000:]
+    lines = (folder / "good.csv").read_text().splitlines()
+    assert lines[0] == "score,is_anomaly,mode"
+    table = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
+    assert table.shape == (len(x), 3)
+    want = local_predict(local, x, batch_size=8)
+    np.testing.assert_allclose(table[:, 0], want["score"], rtol=1e-6)
+    np.testing.assert_array_equal(table[:, 1], want["is_anomaly"].astype(int))
+    np.testing.assert_array_equal(table[:, 2], want["mode"])
+    assert "scored 30 rows" in out
+    assert not [n for n in os.listdir(folder) if n.endswith(".tmp")]
+
+
+def test_cli_predict_server_down_exits_2_without_output(cli_runs, cli_folder):
+    code, _, err = cli_runs["down"]
+    assert code == 2
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "unavailable after 3 tries" in errors[0], err[-2000:]
+    assert "Traceback" not in err
+    assert not os.path.exists(cli_folder[0] / "down.csv")

@@ -29,8 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
                                 "tests"))
 from serving_standin import StandInServer  # noqa: E402
 
-from mmocgan_tf import MMOCGAN  # noqa: E402
-from mmocgan_tf.export import export_saved_model  # noqa: E402
+from mmocgan_tf import MMOCGAN, export, scoring  # noqa: E402
 from mmocgan_tf.serving import GrpcClient, RestClient  # noqa: E402
 
 flags.DEFINE_string("model", "", "An export base (saved_models/NAME) or a version folder; "
@@ -40,26 +39,22 @@ flags.DEFINE_integer("num_modes", 10, "m of the trained model (no --model).")
 flags.DEFINE_list("batch_sizes", ["1", "1000"], "Rows per request.")
 flags.DEFINE_list("requests", ["200", "50"], "Timed requests, one count per batch size.")
 flags.DEFINE_integer("warmup", 5, "Untimed requests before each series.")
+flags.DEFINE_integer("offline_rows", 100_000, "Rows of the CSV timed through cli.score's "
+                     "code path (0 skips it).")
 FLAGS = flags.FLAGS
 
 
 def served_model(workdir):
     """(base_path, model name, version folder) in TF Serving's layout."""
     if FLAGS.model:
-        path = os.path.abspath(FLAGS.model.rstrip("/"))
-        if os.path.isfile(os.path.join(path, "saved_model.pb")):
-            version_dir, export_base = path, os.path.dirname(path)
-        else:
-            versions = sorted(int(v) for v in os.listdir(path) if v.isdigit())
-            if not versions:
-                raise app.UsageError(f"{path}: no SavedModel and no version folders")
-            version_dir, export_base = os.path.join(path, str(versions[-1])), path
+        version_dir = export.latest_version_dir(os.path.abspath(FLAGS.model.rstrip("/")))
+        export_base = os.path.dirname(version_dir)
         return os.path.dirname(export_base), os.path.basename(export_base), version_dir
     x = np.random.default_rng(0).normal(size=(2000, FLAGS.features)).astype(np.float32)
     model = MMOCGAN(num_features=FLAGS.features, num_modes=FLAGS.num_modes, target_epochs=1)
     model.compile()
     model.fit(x, epochs=1, verbose=0)
-    return workdir, "model", export_saved_model(model, os.path.join(workdir, "model"))
+    return workdir, "model", export.export_saved_model(model, os.path.join(workdir, "model"))
 
 
 def latencies_ms(call, x, count, warmup):
@@ -105,6 +100,19 @@ def main(argv):
                     print(f"{kind}_batch{size}_p50_ms: {p50:.3f}")
                     print(f"{kind}_batch{size}_p99_ms: {p99:.3f}")
             clients["grpc"].close()
+        if FLAGS.offline_rows:
+            print(f"offline_score_rows_per_s: {offline_rows_per_s(version_dir, workdir):.0f}")
+
+
+def offline_rows_per_s(version_dir, workdir):
+    """Rows/s of scoring.score_file (CSV parse, SavedModel, CSV write) on a generated CSV."""
+    names = export.read_metadata(version_dir)["feature_names"]
+    x = np.random.default_rng(2).normal(size=(FLAGS.offline_rows, len(names)))
+    path = os.path.join(workdir, "rows.csv")
+    np.savetxt(path, x, fmt="%.6f", delimiter=",", header=",".join(names), comments="")
+    start = time.perf_counter()
+    scoring.score_file(version_dir, path, os.path.join(workdir, "scores.csv"))
+    return FLAGS.offline_rows / (time.perf_counter() - start)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mmocgan_tf import losses, networks, noise, priors
+from mmocgan_tf import losses, networks, noise, priors, replicas
 from mmocgan_tf.config import ModelConfig
 from mmocgan_tf.preprocessing import Standardizer
 from mmocgan_tf.target import RegularGAN
@@ -37,6 +37,12 @@ class MMOCGAN(keras.Model):
       is_anomaly: the decision of the configured rule (logit below threshold_logit);
       mode: argmax_c Q(c|x), the learned mode of the row;
       mode_probs: Q(c|x) [N, num_modes].
+
+    Distributed training: build and compile the model inside `strategy.scope()`; fit may
+    be called outside it. Each replica draws its own noise, and every loss term is computed
+    over the global batch (all replicas' rows), so a batch means what it means on one
+    device. With several replicas, steps_per_execution is 1 (a Keras limitation) and the
+    first batch must split evenly over them.
 
     Args:
       num_features: d, the number of input columns.
@@ -88,11 +94,13 @@ class MMOCGAN(keras.Model):
                 jit_compile=False, **kwargs):
         """Args: one optimizer for D and Q, one for G and the prior (Adam 1e-3 each).
 
-        steps_per_execution > 1 runs several training steps per compiled call; XLA is off by
+        steps_per_execution > 1 runs several training steps per compiled call (ignored, i.e.
+        1, under a strategy with several replicas, where Keras cannot run it); XLA is off by
         default because it is slower than plain graphs on CPU at these sizes.
         """
-        super().compile(optimizer=None, steps_per_execution=steps_per_execution,
-                        jit_compile=jit_compile, **kwargs)
+        super().compile(optimizer=None, jit_compile=jit_compile, **kwargs,
+                        steps_per_execution=replicas.steps_per_execution(
+                            steps_per_execution, self.distribute_strategy))
         if not self.built:
             self.build((None, self.num_features))
         self.d_optimizer = d_optimizer or _adam(1e-3)
@@ -161,9 +169,17 @@ class MMOCGAN(keras.Model):
         if not self.compiled:
             raise ValueError("Call compile() before fit().")
         if _is_dataset(x):
-            batch_size = None  # a dataset brings its own batches
+            batch_size = None  # a dataset brings its own batches, shuffled or not
+            kwargs.setdefault("shuffle", False)
         else:
             x = np.asarray(x, np.float32)
+            first = min(batch_size, len(x))
+            count = self.distribute_strategy.num_replicas_in_sync
+            if first % count:
+                # Keras cannot split an uneven first batch (its symbolic build adds up the
+                # replicas' batches); later partial batches are fine.
+                raise ValueError(f"a first batch of {first} rows cannot be split evenly over "
+                                 f"{count} replicas; use a batch size divisible by {count}")
         if not bool(self.prepared.numpy()):
             self.prepare(x, batch_size=batch_size)
         history = super().fit(x, batch_size=batch_size, epochs=epochs, verbose=verbose,
@@ -178,13 +194,17 @@ class MMOCGAN(keras.Model):
         cfg = self.config
         if cfg.target_epochs:
             self.target.trainable = True
-            gan = RegularGAN(
-                self.target,
-                networks.build_generator(cfg.z_dim, cfg.g_hidden, self.num_features),
-                z_dim=cfg.z_dim, seed=cfg.seed + 1)
-            gan.compile(_adam(cfg.target_learning_rate), _adam(cfg.target_learning_rate),
-                        steps_per_execution=self._compile_args["steps_per_execution"])
-            gan.fit(scaled, batch_size=batch_size, epochs=cfg.target_epochs, verbose=0)
+            # The helper GAN trains T's (possibly distributed) variables, so it is built
+            # under the strategy this model was built under, wherever fit is called.
+            with self.distribute_strategy.scope():
+                gan = RegularGAN(
+                    self.target,
+                    networks.build_generator(cfg.z_dim, cfg.g_hidden, self.num_features),
+                    z_dim=cfg.z_dim, seed=cfg.seed + 1)
+                gan.compile(_adam(cfg.target_learning_rate), _adam(cfg.target_learning_rate),
+                            steps_per_execution=self._compile_args["steps_per_execution"])
+            gan.fit(scaled, batch_size=batch_size, epochs=cfg.target_epochs, verbose=0,
+                    shuffle=not _is_dataset(scaled))
             self.target.trainable = False
         logits = _logits(self.target, scaled)
         self.target_threshold_logit.assign(np.quantile(logits, cfg.density_quantile))
@@ -233,7 +253,9 @@ class MMOCGAN(keras.Model):
         scale = noise.loss_scale()
 
         # The generator's forward pass is shared by both updates: G is unchanged until its
-        # own update, so x_hat is computed once under the generator's tape.
+        # own update, so x_hat is computed once under the generator's tape. Under
+        # tf.distribute every loss term sees the global batch (replicas.gather; a no-op on
+        # one device) and is scaled by 1 / replicas, as the optimizer sums replica gradients.
         with tf.GradientTape() as g_tape:
             # Discriminator and Q head.
             with tf.GradientTape() as d_tape:
@@ -241,11 +263,14 @@ class MMOCGAN(keras.Model):
                 codes = self._draw_codes(tf.stop_gradient(real["q_logits"]), code_seed)
                 x_hat = self.generator(self.prior.sample(codes, z_seed), training=True)
                 fake = self.discriminator(x_hat, training=True)
+                (all_codes,) = replicas.gather(codes)
+                real_logit, real_q, fake_logit, fake_q = replicas.gather(
+                    real["logit"], real["q_logits"], fake["logit"], fake["q_logits"])
                 d_terms = {
-                    "d_real_fake": losses.real_fake_loss(real["logit"], fake["logit"]),
-                    "d_entropy": losses.binary_entropy(real["logit"]),
-                    "q_fake": losses.code_cross_entropy(fake["q_logits"], codes),
-                    "q_real": losses.mode_information_loss(real["q_logits"]),
+                    "d_real_fake": losses.real_fake_loss(real_logit, fake_logit),
+                    "d_entropy": losses.binary_entropy(real_logit),
+                    "q_fake": losses.code_cross_entropy(fake_q, all_codes),
+                    "q_real": losses.mode_information_loss(real_q),
                 }
                 d_loss = _weighted_sum(d_terms, {
                     "d_real_fake": 1.0, "d_entropy": cfg.weight_d_entropy,
@@ -257,14 +282,14 @@ class MMOCGAN(keras.Model):
 
             # Generator (and the mixture prior's mu, sigma), against the updated D.
             both = self.discriminator(tf.concat([x, x_hat], 0))
-            real_features = tf.stop_gradient(both["features"][:n])
-            fake_features = both["features"][n:]
+            real_features, fake_features, fake_q, target_logit = replicas.gather(
+                tf.stop_gradient(both["features"][:n]), both["features"][n:],
+                both["q_logits"][n:], self.target(x_hat)["logit"])
             g_terms = {
                 "g_fm": losses.feature_matching_loss(fake_features, real_features),
                 "g_pt": losses.pull_away_loss(fake_features),
-                "g_kl": losses.low_density_loss(self.target(x_hat)["logit"],
-                                                self.target_threshold_logit),
-                "g_mi": losses.code_cross_entropy(both["q_logits"][n:], codes),
+                "g_kl": losses.low_density_loss(target_logit, self.target_threshold_logit),
+                "g_mi": losses.code_cross_entropy(fake_q, all_codes),
                 "g_sigma": self.prior.regularization(),
             }
             g_loss = _weighted_sum(g_terms, {
@@ -277,7 +302,8 @@ class MMOCGAN(keras.Model):
         values = {"d_loss": d_loss, "g_loss": g_loss, **d_terms, **g_terms}
         for name, tracker in self._trackers.items():
             tracker.update_state(values[name])
-        return {name: tracker.result() for name, tracker in self._trackers.items()}
+        return replicas.step_logs(
+            {name: tracker.result() for name, tracker in self._trackers.items()})
 
 
 def _is_dataset(x):

@@ -8,7 +8,7 @@ the normal data and then freezes it (trained for many epochs, not OCAN's single 
 import keras
 import tensorflow as tf
 
-from mmocgan_tf import noise
+from mmocgan_tf import noise, replicas
 
 
 class RegularGAN(keras.Model):
@@ -30,8 +30,10 @@ class RegularGAN(keras.Model):
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
 
-    def compile(self, d_optimizer, g_optimizer, **kwargs):
-        super().compile(optimizer=None, **kwargs)
+    def compile(self, d_optimizer, g_optimizer, steps_per_execution=1, **kwargs):
+        steps_per_execution = replicas.steps_per_execution(
+            steps_per_execution, self.distribute_strategy)
+        super().compile(optimizer=None, steps_per_execution=steps_per_execution, **kwargs)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
         # Slots now, so the first trace of train_step is the only one.
@@ -54,7 +56,8 @@ class RegularGAN(keras.Model):
         with tf.GradientTape() as tape:
             x_hat = self.generator(tf.random.stateless_normal([n, self.z_dim], seed=d_seed))
             logits = self.discriminator(tf.concat([x, x_hat], 0), training=True)["logit"]
-            real, fake = logits[:n], logits[n:]
+            # The global batch's means (no-op on one device), see replicas.gather.
+            real, fake = replicas.gather(logits[:n], logits[n:])
             d_loss = tf.reduce_mean(tf.nn.softplus(-real)) + tf.reduce_mean(tf.nn.softplus(fake))
             scaled = d_loss * scale
         variables = self.discriminator.trainable_variables
@@ -63,11 +66,12 @@ class RegularGAN(keras.Model):
         with tf.GradientTape() as tape:
             x_hat = self.generator(tf.random.stateless_normal([n, self.z_dim], seed=g_seed),
                                    training=True)
-            g_loss = tf.reduce_mean(tf.nn.softplus(-self.discriminator(x_hat)["logit"]))
+            (fake,) = replicas.gather(self.discriminator(x_hat)["logit"])
+            g_loss = tf.reduce_mean(tf.nn.softplus(-fake))
             scaled = g_loss * scale
         variables = self.generator.trainable_variables
         self.g_optimizer.apply(tape.gradient(scaled, variables), variables)
 
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
-        return {m.name: m.result() for m in self.metrics}
+        return replicas.step_logs({m.name: m.result() for m in self.metrics})

@@ -21,16 +21,17 @@ class Standardizer(keras.layers.Layer):
                                      trainable=False)
 
     def adapt(self, x):
-        """Learns mean and std from an array [n, d] or a dataset of such batches."""
+        """Learns mean and std from an array [n, d] or a dataset of such batches.
+
+        A dataset is read once, batch by batch, in memory independent of its length.
+        """
         if hasattr(x, "as_numpy_iterator"):
-            count, total, squares = 0, 0.0, 0.0
+            moments = Moments()
             for batch in x.as_numpy_iterator():
-                batch = np.asarray(batch, np.float64)
-                count += len(batch)
-                total = total + batch.sum(axis=0)
-                squares = squares + np.square(batch).sum(axis=0)
-            mean = total / count
-            var = np.maximum(squares / count - np.square(mean), 0.0)
+                moments.update(batch)
+            if not moments.count:
+                raise ValueError("cannot adapt the standardisation to an empty dataset")
+            mean, var = moments.mean, moments.variance
         else:
             x = np.asarray(x, np.float64)
             mean, var = x.mean(axis=0), x.var(axis=0)
@@ -46,3 +47,42 @@ class Standardizer(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+
+class Moments:
+    """Row count, mean and variance of a stream of batches [n_i, d], in O(d) memory.
+
+    Batches are merged with the parallel update of Chan, Golub and LeVeque (1979) in
+    float64: unlike sum-of-squares minus squared mean, it keeps its precision when a
+    feature's mean is large against its spread.
+
+    Attributes:
+      count: rows seen.
+      mean: float64 [d] mean of the rows (None before the first row).
+      variance: float64 [d] population variance (divides by count, as np.var).
+    """
+
+    def __init__(self):
+        self.count = 0
+        self.mean = None
+        self._m2 = None  # sum of squared deviations from the mean
+
+    def update(self, batch):
+        batch = np.asarray(batch, np.float64)
+        n = len(batch)
+        if not n:
+            return
+        mean = batch.mean(axis=0)
+        m2 = np.square(batch - mean).sum(axis=0)
+        if not self.count:
+            self.count, self.mean, self._m2 = n, mean, m2
+            return
+        total = self.count + n
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (n / total)
+        self._m2 = self._m2 + m2 + np.square(delta) * (self.count * n / total)
+        self.count = total
+
+    @property
+    def variance(self):
+        return None if self._m2 is None else self._m2 / self.count

@@ -10,6 +10,7 @@ import json
 PRIORS = ("cat", "mix")
 CODE_SAMPLING = ("sample", "argmax")
 THRESHOLD_RULES = ("quantile", "half")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 
 
 class ConfigError(ValueError):
@@ -110,6 +111,11 @@ class TrainConfig:
       g_learning_rate: Adam learning rate of the generator (and phi_mix's mu, sigma).
       steps_per_execution: training steps per compiled call (removes per-step overhead).
       verbose: Keras progress output (0 quiet, 1 progress bar, 2 one line per epoch).
+      strategy: auto (mirrored if > 1 GPU), one_device, mirrored or multi_worker (TF_CONFIG).
+      cpu_replicas: N >= 2 logical CPUs to mirror over (strategy=mirrored, no GPU); 0 = off.
+      cluster_timeout: seconds a multi_worker task waits for all TF_CONFIG tasks to join.
+      streaming: stream CSV/Parquet/TFRecord data with tf.data instead of loading it whole.
+      shuffle_buffer: rows in the streaming shuffle buffer (seeded alike on every worker).
       model: the model's hyper-parameters.
     """
 
@@ -126,6 +132,11 @@ class TrainConfig:
     g_learning_rate: float = 1e-3
     steps_per_execution: int = 16
     verbose: int = 1
+    strategy: str = "auto"
+    cpu_replicas: int = 0
+    cluster_timeout: float = 120.0
+    streaming: bool = False
+    shuffle_buffer: int = 100_000
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
 
     def validate(self):
@@ -140,6 +151,17 @@ class TrainConfig:
         _check(self.steps_per_execution >= 1, "steps_per_execution",
                self.steps_per_execution, "must be >= 1")
         _check(self.verbose in (0, 1, 2), "verbose", self.verbose, "must be 0, 1 or 2")
+        _check(self.strategy in STRATEGIES, "strategy", self.strategy,
+               f"must be one of {STRATEGIES}")
+        _check(self.cpu_replicas == 0 or self.cpu_replicas >= 2, "cpu_replicas",
+               self.cpu_replicas, "must be 0 (off) or >= 2")
+        _check(not self.cpu_replicas or self.strategy == "mirrored", "cpu_replicas",
+               self.cpu_replicas, f"applies to strategy='mirrored' only, not {self.strategy!r}")
+        _check(self.cluster_timeout > 0, "cluster_timeout", self.cluster_timeout, "must be > 0")
+        _check(self.shuffle_buffer >= 1, "shuffle_buffer", self.shuffle_buffer, "must be >= 1")
+        _check(not (self.streaming and self.label_column), "label_column", self.label_column,
+               "is not supported with streaming (it trains on every row: stream normal rows "
+               "only, or drop --streaming for labels and hold-out evaluation)")
         self.model.validate()
         return self
 

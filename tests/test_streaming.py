@@ -1,11 +1,14 @@
 """Streaming input: CSV, Parquet and TFRecord pipelines on tiny files."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmocgan_tf import MMOCGAN, streaming
+from mmocgan_tf import MMOCGAN, streaming, training
+from mmocgan_tf.config import ConfigError, TrainConfig
 from mmocgan_tf.data import DataError, load_data
 from mmocgan_tf.preprocessing import Moments
 
@@ -179,3 +182,27 @@ def test_other_sources_and_missing_files_are_refused(tmp_path):
         streaming.open_stream(tmp_path / "x.npz")
     with pytest.raises(DataError, match="file not found"):
         streaming.open_stream(tmp_path / "x.csv")
+
+
+def test_streaming_run_writes_a_model_and_counts_the_rows(tmp_path):
+    path = write_csv(tmp_path / "rows.csv", table(n=120), extra=False)
+    config = TrainConfig(data=str(path), workdir=str(tmp_path / "work"), streaming=True,
+                         epochs=1, batch_size=40, verbose=0, shuffle_buffer=64)
+    config.model.num_modes, config.model.z_dim, config.model.target_epochs = 3, 4, 1
+    config.model.d_hidden, config.model.g_hidden = (16, 16), (16,)
+    metrics = training.train(config)
+    assert metrics["n_train"] == 120 and "eval" not in metrics
+    assert json.loads((tmp_path / "work" / "metrics.json").read_text())["n_train"] == 120
+    model = keras.saving.load_model(str(tmp_path / "work" / "model.keras"))
+    assert model.feature_names == COLUMNS
+
+
+def test_streaming_refuses_labels_and_too_few_rows(tmp_path):
+    with pytest.raises(ConfigError, match="label_column"):
+        TrainConfig(data="x.csv", streaming=True, label_column="label").validate()
+    path = write_csv(tmp_path / "few.csv", table(n=30), extra=False)
+    config = TrainConfig(data=str(path), workdir=str(tmp_path / "work"), streaming=True,
+                         batch_size=40)
+    with pytest.raises(DataError, match="only 30 training rows"):
+        training.train(config)
+    assert not (tmp_path / "work").exists()

@@ -8,20 +8,9 @@ import sys
 import numpy as np
 import pytest
 from absl import flags
+from tiny import ROOT, TINY_FLAGS
 
 from cli import train as train_cli
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY_FLAGS = """--epochs=2
---target_epochs=2
---batch_size=50
---num_modes=3
---z_dim=4
---d_hidden=16,16
---g_hidden=16
---steps_per_execution=4
---verbose=0
-"""
 
 
 def write_csv(path, rows, header="a,b,c,label"):

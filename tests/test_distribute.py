@@ -19,21 +19,11 @@ import pytest
 import tensorflow as tf
 from absl import flags
 from sklearn.metrics import roc_auc_score
+from tiny import ROOT, TINY_FLAGS
 
 from cli import train as train_cli
 from mmocgan_tf import distribute, training
 from mmocgan_tf.config import ConfigError, TrainConfig
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY_FLAGS = """--epochs=2
---target_epochs=2
---batch_size=50
---num_modes=3
---z_dim=4
---d_hidden=16,16
---g_hidden=16
---steps_per_execution=4
-"""
 
 # One epoch of 101 rows in batches of 100 on one CPU and mirrored over two logical CPUs:
 # step 1 splits 50/50, step 2 gives one replica the last row and the other none.

@@ -7,12 +7,9 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from tiny import ROOT, TINY_ARGS
 
 from mmocgan_tf import data, export, scoring
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--epochs=1", "--target_epochs=1", "--batch_size=50", "--num_modes=2", "--z_dim=4",
-        "--d_hidden=8,8", "--g_hidden=8", "--steps_per_execution=4", "--verbose=0"]
 
 
 def run(module, *args):
@@ -36,7 +33,7 @@ def run_and_export(tmp_path_factory):
     x = np.random.default_rng(0).normal(size=(200, 3))
     csv = write_csv(folder / "train.csv", x, names)
     result = run("cli.train", f"--data={csv}", "--feature_columns=a,b,c",
-                 f"--workdir={folder / 'work'}", f"--export_dir={folder / 'sm'}", *TINY)
+                 f"--workdir={folder / 'work'}", f"--export_dir={folder / 'sm'}", *TINY_ARGS)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "exported SavedModel" in result.stdout
     return folder / "work", folder / "sm", names

@@ -25,6 +25,7 @@ import tensorflow as tf  # noqa: E402
 from google.protobuf import text_format  # noqa: E402
 from serving_standin import StandInServer  # noqa: E402
 from tensorflow_serving.config import model_server_config_pb2  # noqa: E402
+from tiny import ROOT  # noqa: E402
 
 from mmocgan_tf import MMOCGAN  # noqa: E402
 from mmocgan_tf.export import export_saved_model  # noqa: E402
@@ -36,7 +37,6 @@ from mmocgan_tf.serving import (  # noqa: E402
     write_models_config,
 )
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUTPUTS = {"score": "float32", "is_anomaly": "bool", "mode": "int32", "mode_probs": "float32"}
 
 

@@ -1,8 +1,20 @@
 """Training-speed benchmark of MMOCGAN (a benchmark, not a test).
 
 Times the main GAN loop of `fit` (target network already prepared, tracing excluded), sets it
-against an analytic FLOP count and this machine's measured matmul peak, and optionally times a
-whole paper-faithful fit including the target-network phase. One `name: value` per line.
+against an analytic FLOP count and this machine's measured matmul peak, optionally times a
+whole paper-faithful fit including the target-network phase, and (--folds) compares the
+paper's k-fold protocol run by `fit` with the same folds run by a plain hand-written loop.
+One `name: value` per line; with --folds the last line is `ratio_vs_plain_loop`.
+
+Fold comparison (--folds=k, --fold_epochs=E): k sequential fits, each on the (k-1)/k of the
+rows outside one fold, both sides with target_epochs=0 (no target-network phase, only the
+standardisation in prepare) and the same per-fold seed. Both times include building the
+model, tracing and the input pipeline, not the data generation or the fold split:
+  plain loop: fresh MMOCGAN, compile() only to attach the optimizers, prepare(x_fold), a fresh
+    tf.function(model.train_step) called once per minibatch over a tf.data pipeline
+    (shuffled each epoch, batched) for E epochs;
+  trainer: fresh MMOCGAN, compile(steps_per_execution=...), fit(x_fold, epochs=E), which also
+    sets the decision threshold at its end (one eager pass of D over x_fold).
 
 FLOP model of one training step on a batch of N rows (MAC = one multiply-add = 2 FLOPs):
   M(net) = sum of in*out over a network's dense layers, per row:
@@ -43,6 +55,8 @@ flags.DEFINE_integer("steps_per_execution", 16, "Training steps per compiled cal
 flags.DEFINE_integer("seed", 0, "Seeds data, weights and noise.")
 flags.DEFINE_integer("target_epochs", 100, "Target-network epochs of the full fit.")
 flags.DEFINE_boolean("time_full_fit", True, "Also time a whole fit incl. the target phase.")
+flags.DEFINE_integer("folds", 5, "Folds of the plain-loop vs trainer comparison (0: skip it).")
+flags.DEFINE_integer("fold_epochs", 10, "GAN epochs of each fold's fit in the comparison.")
 FLAGS = flags.FLAGS
 
 
@@ -87,6 +101,47 @@ class LoopTimer(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.end = time.perf_counter()
+
+
+def fold_splits(rows, folds, seed):
+    """Training-row indices of each of `folds` folds (all rows outside the fold)."""
+    parts = np.array_split(np.random.default_rng(seed).permutation(rows), folds)
+    return [np.sort(np.concatenate(parts[:i] + parts[i + 1:])) for i in range(folds)]
+
+
+def fold_model(num_features, seed, steps_per_execution):
+    keras.utils.set_random_seed(seed)
+    model = MMOCGAN(num_features=num_features, num_modes=FLAGS.num_modes, prior=FLAGS.prior,
+                    target_epochs=0, seed=seed)
+    model.compile(steps_per_execution=steps_per_execution)
+    return model
+
+
+def plain_loop_fold(x, seed, epochs, bs):
+    """One fold as a user would write it without `fit`: one train_step call per batch."""
+    model = fold_model(x.shape[1], seed, steps_per_execution=1)  # compile: optimizers only
+    model.prepare(x)  # target_epochs=0: learns the standardisation, T stays untrained
+    step = tf.function(model.train_step)
+    data = (tf.data.Dataset.from_tensor_slices(x)
+            .shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(bs))
+    logs = None
+    for _ in range(epochs):
+        for batch in data:
+            logs = step(batch)
+    return float(logs["g_loss"])
+
+
+def trainer_fold(x, seed, epochs, bs):
+    model = fold_model(x.shape[1], seed, FLAGS.steps_per_execution)
+    model.fit(x, epochs=epochs, batch_size=bs, verbose=0)
+    return float(model.threshold_logit.numpy())
+
+
+def time_folds(run_fold, fold_data, epochs, bs):
+    start = time.perf_counter()
+    for i, x in enumerate(fold_data):
+        run_fold(x, FLAGS.seed + i, epochs, bs)
+    return time.perf_counter() - start
 
 
 def matmul_gflops(n, k, reps):
@@ -174,6 +229,18 @@ def main(argv):
         print(f"full_fit_wall_s: {end - start:.3f}")
         print(f"full_fit_prepare_s: {timer.begin - start:.3f}")  # standardise + train T
         print(f"full_fit_main_s: {timer.end - timer.begin:.3f}")  # incl. its own tracing
+
+    if FLAGS.folds:
+        # Data and splits are made before the clocks start; each fold's seed is shared.
+        fold_data = [x[idx] for idx in fold_splits(rows, FLAGS.folds, FLAGS.seed)]
+        epochs = FLAGS.fold_epochs
+        print(f"folds: {FLAGS.folds} rows_per_fold_fit={len(fold_data[0])} "
+              f"fold_epochs={epochs} target_epochs=0")
+        plain = time_folds(plain_loop_fold, fold_data, epochs, bs)
+        trainer = time_folds(trainer_fold, fold_data, epochs, bs)
+        print(f"plain_loop_{FLAGS.folds}fold_s: {plain:.3f}")
+        print(f"trainer_{FLAGS.folds}fold_s: {trainer:.3f}")
+        print(f"ratio_vs_plain_loop: {plain / trainer:.2f}")
 
 
 if __name__ == "__main__":

@@ -13,14 +13,21 @@ from mmocgan_tf import losses
 tfd = tfp.distributions
 
 
-@keras.saving.register_keras_serializable(package="mmocgan_tf")
-class CategoricalPrior(keras.layers.Layer):
-    """phi_cat(z, c) = concat(z, one_hot(c, m)) with z ~ N(0, I) (InfoGAN's code input)."""
+class _Prior(keras.layers.Layer):
+    """What both priors share: m modes, noise of size z_dim, and their config."""
 
     def __init__(self, num_modes, z_dim, **kwargs):
         super().__init__(**kwargs)
         self.num_modes = num_modes
         self.z_dim = z_dim
+
+    def get_config(self):
+        return {**super().get_config(), "num_modes": self.num_modes, "z_dim": self.z_dim}
+
+
+@keras.saving.register_keras_serializable(package="mmocgan_tf")
+class CategoricalPrior(_Prior):
+    """phi_cat(z, c) = concat(z, one_hot(c, m)) with z ~ N(0, I) (InfoGAN's code input)."""
 
     @property
     def output_dim(self):
@@ -33,22 +40,14 @@ class CategoricalPrior(keras.layers.Layer):
     def regularization(self):
         return tf.constant(0.0)
 
-    def get_config(self):
-        return {**super().get_config(), "num_modes": self.num_modes, "z_dim": self.z_dim}
-
 
 @keras.saving.register_keras_serializable(package="mmocgan_tf")
-class MixturePrior(keras.layers.Layer):
+class MixturePrior(_Prior):
     """phi_mix(z, c) = mu_c + sigma_c * z: a learnable Gaussian mixture latent (DeLiGAN).
 
     Each component is a reparameterised Independent(Normal(mu_c, sigma_c)), so the
     generator's loss trains mu (init U(-1, 1)) and sigma (init 0.2) through the samples.
     """
-
-    def __init__(self, num_modes, z_dim, **kwargs):
-        super().__init__(**kwargs)
-        self.num_modes = num_modes
-        self.z_dim = z_dim
 
     @property
     def output_dim(self):
@@ -74,9 +73,6 @@ class MixturePrior(keras.layers.Layer):
 
     def regularization(self):
         return losses.sigma_regularizer(self.sigma.value)
-
-    def get_config(self):
-        return {**super().get_config(), "num_modes": self.num_modes, "z_dim": self.z_dim}
 
 
 def make_prior(prior, num_modes, z_dim):

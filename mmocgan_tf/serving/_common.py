@@ -8,6 +8,7 @@ This module imports neither grpc nor TensorFlow, so the REST client stays depend
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -35,6 +36,24 @@ class ServingError(RuntimeError):
     def __init__(self, message: str, code: str | None = None):
         super().__init__(one_line(message))
         self.code = code
+
+
+class BaseClient:
+    """The options both clients take, checked once, and the retry pause they share."""
+
+    def __init__(self, model_name: str, *, version: int | None, signature: str,
+                 timeout_s: float, retries: int, backoff_s: float, batch_size: int):
+        self.model_name = str(model_name)
+        self.version = None if version is None else check_positive("version", version)
+        self.signature = signature or DEFAULT_SIGNATURE
+        self.timeout_s = check_positive("timeout_s", timeout_s, float)
+        self.retries = check_positive("retries", retries)
+        self.backoff_s = float(backoff_s)
+        self.batch_size = check_positive("batch_size", batch_size)
+
+    def _sleep(self, attempt: int):
+        """Waits before attempt + 1: backoff_s, doubling for each further attempt."""
+        time.sleep(self.backoff_s * 2 ** (attempt - 1))
 
 
 def one_line(text: str) -> str:

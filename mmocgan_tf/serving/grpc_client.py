@@ -8,7 +8,6 @@ that say in one line what went wrong.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 
 import grpc
@@ -23,9 +22,9 @@ from mmocgan_tf.serving import tensor_proto
 from mmocgan_tf.serving._common import (
     DEFAULT_SIGNATURE,
     INPUT_NAME,
+    BaseClient,
     ServingError,
     as_rows,
-    check_positive,
     model_label,
     predict_in_batches,
     signature_summary,
@@ -36,7 +35,7 @@ _REJECTED = ("INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE")
 _MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 
-class GrpcClient:
+class GrpcClient(BaseClient):
     """Calls Predict and GetModelMetadata of one model on a TF Serving gRPC port.
 
     Args:
@@ -57,14 +56,10 @@ class GrpcClient:
     def __init__(self, target: str, model_name: str, *, version: int | None = None,
                  signature: str = DEFAULT_SIGNATURE, timeout_s: float = 10.0,
                  retries: int = 3, backoff_s: float = 0.2, batch_size: int = 1000):
+        super().__init__(model_name, version=version, signature=signature,
+                         timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
+                         batch_size=batch_size)
         self.target = str(target)
-        self.model_name = str(model_name)
-        self.version = None if version is None else check_positive("version", version)
-        self.signature = signature or DEFAULT_SIGNATURE
-        self.timeout_s = check_positive("timeout_s", timeout_s, float)
-        self.retries = check_positive("retries", retries)
-        self.backoff_s = float(backoff_s)
-        self.batch_size = check_positive("batch_size", batch_size)
         # Reconnect attempts at the pace of our retries: gRPC's own default first backoff
         # (1 s) would make every retry within that second fail without trying to connect.
         backoff_ms = max(50, int(self.backoff_s * 1000))
@@ -151,7 +146,7 @@ class GrpcClient:
             except grpc.RpcError as err:
                 code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
                 if code == grpc.StatusCode.UNAVAILABLE and attempt < self.retries:
-                    time.sleep(self.backoff_s * 2 ** (attempt - 1))
+                    self._sleep(attempt)
                     continue
                 details = err.details() if hasattr(err, "details") else str(err)
                 raise self._error(code, details or "", attempt) from None

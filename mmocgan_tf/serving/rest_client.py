@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,9 +21,9 @@ import numpy as np
 from mmocgan_tf.serving._common import (
     DEFAULT_SIGNATURE,
     INPUT_NAME,
+    BaseClient,
     ServingError,
     as_rows,
-    check_positive,
     model_label,
     predict_in_batches,
     signature_summary,
@@ -35,7 +34,7 @@ _LOOPBACK = ("localhost", "127.0.0.1", "::1")
 _REJECTED_STATUS = (400, 412, 422)
 
 
-class RestClient:
+class RestClient(BaseClient):
     """Calls :predict and /metadata of one model on a TF Serving REST port.
 
     Args:
@@ -61,13 +60,9 @@ class RestClient:
             raise ValueError(f"format must be 'instances' or 'inputs', got {format!r}")
         url = str(base_url).rstrip("/")
         self.base_url = url if "://" in url else f"http://{url}"
-        self.model_name = str(model_name)
-        self.version = None if version is None else check_positive("version", version)
-        self.signature = signature or DEFAULT_SIGNATURE
-        self.timeout_s = check_positive("timeout_s", timeout_s, float)
-        self.retries = check_positive("retries", retries)
-        self.backoff_s = float(backoff_s)
-        self.batch_size = check_positive("batch_size", batch_size)
+        super().__init__(model_name, version=version, signature=signature,
+                         timeout_s=timeout_s, retries=retries, backoff_s=backoff_s,
+                         batch_size=batch_size)
         self.format = format
         model_url = f"{self.base_url}/v1/models/{urllib.parse.quote(self.model_name, safe='')}"
         if self.version is not None:
@@ -173,9 +168,6 @@ class RestClient:
             except ValueError as err:  # the body was not JSON
                 raise ServingError(f"server {self.base_url} sent invalid JSON: {err}") from None
         raise AssertionError("unreachable")
-
-    def _sleep(self, attempt: int):
-        time.sleep(self.backoff_s * 2 ** (attempt - 1))
 
     def _http_error(self, status: int, message: str, attempts: int) -> ServingError:
         code = f"HTTP {status}"

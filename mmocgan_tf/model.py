@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mmocgan_tf import losses, networks, noise, priors, replicas
+from mmocgan_tf import losses, networks, noise, priors, reinit, replicas
 from mmocgan_tf.config import ModelConfig
 from mmocgan_tf.preprocessing import Standardizer
 from mmocgan_tf.target import RegularGAN
@@ -75,6 +75,7 @@ class MMOCGAN(keras.Model):
         self.target.trainable = False
 
         self.seed_generator = keras.random.SeedGenerator(cfg.seed)
+        object.__setattr__(self, "_target_trainer", None)  # the regular GAN training T
         self._trackers = {name: keras.metrics.Mean(name=name) for name in _LOGGED}
 
     def build(self, input_shape=None):
@@ -194,8 +195,20 @@ class MMOCGAN(keras.Model):
         cfg = self.config
         if cfg.target_epochs:
             self.target.trainable = True
-            # The helper GAN trains T's (possibly distributed) variables, so it is built
-            # under the strategy this model was built under, wherever fit is called.
+            gan = self._target_gan()
+            gan.fit(scaled, batch_size=batch_size, epochs=cfg.target_epochs, verbose=0,
+                    shuffle=not _is_dataset(scaled))
+            self.target.trainable = False
+        logits = _logits(self.target, scaled)
+        self.target_threshold_logit.assign(np.quantile(logits, cfg.density_quantile))
+        self.prepared.assign(1.0)
+
+    def _target_gan(self):
+        """The regular GAN that trains T, built once so later fits reuse its traced step."""
+        if self._target_trainer is None:
+            cfg = self.config
+            # It trains T's (possibly distributed) variables, so it is built under the
+            # strategy this model was built under, wherever fit is called.
             with self.distribute_strategy.scope():
                 gan = RegularGAN(
                     self.target,
@@ -203,12 +216,32 @@ class MMOCGAN(keras.Model):
                     z_dim=cfg.z_dim, seed=cfg.seed + 1)
                 gan.compile(_adam(cfg.target_learning_rate), _adam(cfg.target_learning_rate),
                             steps_per_execution=self._compile_args["steps_per_execution"])
-            gan.fit(scaled, batch_size=batch_size, epochs=cfg.target_epochs, verbose=0,
-                    shuffle=not _is_dataset(scaled))
-            self.target.trainable = False
-        logits = _logits(self.target, scaled)
-        self.target_threshold_logit.assign(np.quantile(logits, cfg.density_quantile))
-        self.prepared.assign(1.0)
+            # Not a sublayer: it is training machinery, never saved with the model.
+            object.__setattr__(self, "_target_trainer", gan)
+        return self._target_trainer
+
+    def reinitialize(self, seed=None):
+        """Returns the model to its untrained state, keeping its traced training steps.
+
+        Weights, optimizer states and noise become those of a fresh model built with `seed`
+        (default: the configured seed), so a k-fold evaluation traces once, not k times.
+        """
+        if not self.compiled:
+            raise ValueError("Call compile() before reinitialize().")
+        seed = self.config.seed if seed is None else int(seed)
+        keras.utils.set_random_seed(seed)
+        self.config = dataclasses.replace(self.config, seed=seed)
+        fresh = MMOCGAN(self.num_features, self.feature_names, **dataclasses.asdict(self.config))
+        fresh.build((None, self.num_features))
+        reinit.copy_variables(self, fresh)
+        for optimizer in (self.d_optimizer, self.g_optimizer):
+            reinit.reset_optimizer(optimizer)
+        if self._target_trainer is not None:
+            fresh._compile_args = self._compile_args
+            reinit.copy_variables(self._target_trainer, fresh._target_gan())
+            for optimizer in (self._target_trainer.d_optimizer, self._target_trainer.g_optimizer):
+                reinit.reset_optimizer(optimizer)
+        self.target.trainable = False
 
     def set_threshold(self, x=None, rule=None, quantile=None, score=None):
         """Sets the decision threshold; no retraining needed.

@@ -19,7 +19,7 @@ def blobs(n=300, d=4, seed=0):
 
 
 def tiny_model(prior="cat", **overrides):
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(overrides.get("seed", 0))
     model = MMOCGAN(num_features=4, prior=prior, **{**TINY, **overrides})
     model.compile(steps_per_execution=4)
     return model
@@ -161,3 +161,18 @@ def test_anomalies_between_modes_score_higher_than_normal_rows():
     model.compile(steps_per_execution=8)
     model.fit(x, epochs=30, batch_size=50, verbose=0)
     assert roc_auc_score(labels, model.predict(test, verbose=0)["score"]) > 0.7
+
+
+def test_reinitialize_gives_a_fresh_models_result_without_retracing():
+    x = blobs(n=240, seed=1)
+    reused = tiny_model(seed=0)
+    reused.fit(blobs(n=300, seed=2), epochs=2, batch_size=50, verbose=0)
+    train_function = reused.train_function
+    reused.reinitialize(seed=3)
+    reused.fit(x, epochs=2, batch_size=50, verbose=0)
+    fresh = tiny_model(seed=3)
+    fresh.fit(x, epochs=2, batch_size=50, verbose=0)
+    assert reused.train_function is train_function
+    np.testing.assert_allclose(reused.predict(x, verbose=0)["logit"],
+                               fresh.predict(x, verbose=0)["logit"], atol=1e-5)
+    assert float(reused.threshold_logit) == pytest.approx(float(fresh.threshold_logit), abs=1e-5)

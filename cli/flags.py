@@ -29,36 +29,55 @@ def _help(config_class, name):
 
 def define_config_flags():
     """Defines one flag per field of TrainConfig and ModelConfig, with their defaults."""
-    defaults = TrainConfig()
-    for config_class, instance in ((TrainConfig, defaults), (ModelConfig, defaults.model)):
-        for field in _fields(config_class):
-            value = getattr(instance, field.name)
-            doc = _help(config_class, field.name)
-            if isinstance(value, tuple):
-                flags.DEFINE_list(field.name, [str(v) for v in value], doc)
-            elif isinstance(value, bool):
-                flags.DEFINE_boolean(field.name, value, doc)
-            elif isinstance(value, int):
-                flags.DEFINE_integer(field.name, value, doc)
-            elif isinstance(value, float):
-                flags.DEFINE_float(field.name, value, doc)
-            else:
-                flags.DEFINE_string(field.name, value, doc)
+    _define(TrainConfig, TrainConfig())
+    define_model_flags()
+
+
+def define_model_flags(exclude=()):
+    """Defines one flag per field of ModelConfig (the MMOCGAN options), with defaults."""
+    _define(ModelConfig, ModelConfig(), exclude)
+
+
+def _define(config_class, instance, exclude=()):
+    for field in _fields(config_class):
+        if field.name in exclude:
+            continue
+        value = getattr(instance, field.name)
+        doc = _help(config_class, field.name)
+        if isinstance(value, tuple):
+            flags.DEFINE_list(field.name, [str(v) for v in value], doc)
+        elif isinstance(value, bool):
+            flags.DEFINE_boolean(field.name, value, doc)
+        elif isinstance(value, int):
+            flags.DEFINE_integer(field.name, value, doc)
+        elif isinstance(value, float):
+            flags.DEFINE_float(field.name, value, doc)
+        else:
+            flags.DEFINE_string(field.name, value, doc)
 
 
 def config_from_flags(flag_values=flags.FLAGS):
     """The TrainConfig that the parsed flags describe (hidden widths become ints)."""
-    def read(config_class):
-        values = {}
-        for field in _fields(config_class):
-            value = flag_values[field.name].value
-            if isinstance(field.default, tuple):
-                value = tuple(_width(field.name, v) if field.name.endswith("_hidden") else v
-                              for v in value)
-            values[field.name] = value
-        return values
+    return TrainConfig(model=ModelConfig(**_read(ModelConfig, flag_values)),
+                       **_read(TrainConfig, flag_values))
 
-    return TrainConfig(model=ModelConfig(**read(ModelConfig)), **read(TrainConfig))
+
+def model_options_from_flags(flag_values=flags.FLAGS):
+    """The ModelConfig fields whose flags were defined, as a dict of MMOCGAN options."""
+    return _read(ModelConfig, flag_values)
+
+
+def _read(config_class, flag_values):
+    values = {}
+    for field in _fields(config_class):
+        if field.name not in flag_values:
+            continue
+        value = flag_values[field.name].value
+        if isinstance(field.default, tuple):
+            value = tuple(_width(field.name, v) if field.name.endswith("_hidden") else v
+                          for v in value)
+        values[field.name] = value
+    return values
 
 
 def _width(name, text):

@@ -137,7 +137,11 @@ class MMOCGAN(keras.Model):
         return list(self._trackers.values())
 
     def _d_variables(self):
-        return self.discriminator.trainable_variables
+        variables = self.discriminator.trainable_variables
+        if not (self.config.weight_q_fake or self.config.weight_q_real):  # Q head unused
+            unused = {id(v) for v in self.discriminator.get_layer("q").trainable_variables}
+            variables = [v for v in variables if id(v) not in unused]
+        return variables
 
     def _g_variables(self):
         return self.generator.trainable_variables + self.prior.trainable_variables
@@ -265,6 +269,18 @@ class MMOCGAN(keras.Model):
         logits = _logits(self.discriminator, self._standardize(x))
         # score > its q-quantile  <=>  logit < its (1 - q)-quantile.
         self.threshold_logit.assign(np.quantile(logits, 1.0 - quantile))
+
+    def generate(self, x, seed=0):
+        """Complementary samples in raw feature units, one per row of x, with c ~ Q(c|x).
+
+        They show where G puts its low-density samples around each mode (the paper's
+        Figure 4); training draws them the same way.
+        """
+        q_logits = self.discriminator(self.standardizer(x))["q_logits"]
+        code_seed, z_seed = tf.unstack(tf.constant([[seed, 0], [seed, 1]], tf.int32))
+        codes = self._draw_codes(q_logits, code_seed)
+        x_hat = self.generator(self.prior.sample(codes, z_seed))
+        return (x_hat * self.standardizer.scale + self.standardizer.mean).numpy()
 
     def _standardize(self, x):
         if _is_dataset(x):

@@ -1,0 +1,107 @@
+"""The detectors of the paper's Table 1, by their --methods names.
+
+make_detector("gmm") and friends return a base.Detector. Modules are imported on first
+use, so an optional dependency (PyOD for "pyod:NAME") is needed only by the methods that
+use it.
+"""
+
+import importlib
+
+from mmocgan_tf.baselines.base import Detector
+
+# name -> (module under mmocgan_tf.baselines, class); deep ones accept epochs=.
+_METHODS = {
+    "ocnn_neighbor": ("classical", "NeighborDetector"),
+    "ocsvm": ("classical", "OCSVMDetector"),
+    "gmm": ("classical", "GMMDetector"),
+    "ocnn_network": ("ocnn_network", "OCNNDetector"),
+    "dagmm": ("dagmm", "DAGMMDetector"),
+    "rda": ("rda", "RDADetector"),
+    "anogan": ("anogan", "AnoGANDetector"),
+    "rgan": ("rgan", "RGANDetector"),
+    "ocan": ("ocan", "OCANDetector"),
+    "mmocgan_cat": ("mmocgan", "MMOCGANMethod"),
+    "mmocgan_mix": ("mmocgan", "MMOCGANMethod"),
+}
+METHODS = tuple(_METHODS)
+DEEP = ("ocnn_network", "dagmm", "rda", "anogan", "rgan", "ocan", "mmocgan_cat", "mmocgan_mix")
+PYOD_PREFIX = "pyod:"
+# The paper's Table 2 and the loss-term ablations, as method specs (see split_spec).
+ABLATIONS = {
+    "modes": tuple(f"mmocgan_cat/num_modes={m}" for m in (1, 5, 10, 20)),
+    "losses": tuple(f"mmocgan_cat/weight_{term}=0"
+                    for term in ("fm", "pt", "kl", "mi", "d_entropy", "q_real")),
+    "prior": ("mmocgan_cat", "mmocgan_mix"),
+}
+
+
+class UnknownMethodError(ValueError):
+    """A --methods name that is neither a known method nor pyod:NAME; one line."""
+
+
+def split_spec(spec):
+    """"mmocgan_cat/num_modes=5/weight_fm=0" -> ("mmocgan_cat", {"num_modes": 5, ...}).
+
+    A method name may carry MMOCGAN option overrides after slashes (ablations, Table 2).
+    """
+    name, *pairs = spec.split("/")
+    overrides = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise UnknownMethodError(f"{spec!r}: expected NAME/option=value/..., got {pair!r}")
+        overrides[key] = _number(text)
+    if overrides and not name.startswith("mmocgan_"):
+        raise UnknownMethodError(f"{spec!r}: option overrides apply to mmocgan_* methods only")
+    return name, overrides
+
+
+def _number(text):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def check_method(spec):
+    """Raises UnknownMethodError (listing the known names) unless `spec` is runnable."""
+    name, _ = split_spec(spec)
+    if name in _METHODS or (name.startswith(PYOD_PREFIX) and len(name) > len(PYOD_PREFIX)):
+        return
+    raise UnknownMethodError(f"unknown method {name!r}; known: {', '.join(METHODS)}, "
+                             f"or {PYOD_PREFIX}NAME for a PyOD detector (e.g. pyod:KNN)")
+
+
+def make_detector(spec, epochs=None, model_options=None, train_steps=None) -> Detector:
+    """A new detector for `spec` (a method name, see split_spec).
+
+    Args:
+      epochs: training epochs of the deep methods (None: each method's own default).
+      train_steps: if set, deep methods train about this many steps per fit instead
+        (epochs follow from the training rows), the same budget on every data set.
+      model_options: MMOCGAN ModelConfig fields for mmocgan_cat / mmocgan_mix (the
+        prior is set by the name) and ocan (its mode terms stay off).
+    """
+    check_method(spec)
+    name, overrides = split_spec(spec)
+    if name.startswith(PYOD_PREFIX):
+        from mmocgan_tf.baselines.pyod_adapter import PyODDetector
+        return PyODDetector(name[len(PYOD_PREFIX):])
+    module, cls = _METHODS[name]
+    detector_class = getattr(importlib.import_module(f"mmocgan_tf.baselines.{module}"), cls)
+    kwargs = {}
+    if name in DEEP:
+        kwargs.update({} if epochs is None else {"epochs": int(epochs)},
+                      **({} if train_steps is None else {"train_steps": int(train_steps)}))
+    if name == "ocan":
+        kwargs.update(model_options or {})
+    if cls == "MMOCGANMethod":
+        kwargs.update(model_options or {}, prior=name.rsplit("_", 1)[1], **overrides)
+    try:
+        detector = detector_class(**kwargs)
+    except TypeError as err:  # an option the method does not have
+        raise UnknownMethodError(f"{spec}: {err}") from None
+    detector.name = spec
+    return detector

@@ -1,0 +1,100 @@
+"""cli.evaluate and cli.benchmark end to end on tiny data sets (subprocesses)."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_evaluation import blobs
+from tiny import ROOT
+
+TINY = ["--epochs=1", "--target_epochs=1", "--num_modes=2", "--z_dim=4", "--d_hidden=8,8",
+        "--g_hidden=8"]
+
+
+def run(module, *args):
+    result = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    return result.returncode, result.stdout, result.stderr.strip().splitlines()
+
+
+def write_npz(path, n_normal=200, n_anomaly=10, seed=0):
+    x, y = blobs(n_normal, n_anomaly, seed=seed)
+    np.savez(path, X=x, y=y)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("evaluate")
+    data = write_npz(folder / "blobs.npz")
+    code, out, err = run("cli.evaluate", f"--data={data}", "--folds=3",
+                         "--methods=gmm,ocnn_neighbor,mmocgan_cat", f"--output={folder}/out",
+                         "--plots", *TINY)
+    assert code == 0, err[-5:]
+    return folder / "out", out
+
+
+def test_evaluate_writes_results_csv_json_table_and_figures(evaluated):
+    folder, out = evaluated
+    with open(folder / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["method"], r["fold"]) for r in rows][:4] == [
+        ("gmm", "0"), ("gmm", "1"), ("gmm", "2"), ("ocnn_neighbor", "0")]
+    assert {"method", "fold", "auroc", "auprc", "f1_normal", "fit_s"} <= set(rows[0])
+    gmm = [r for r in rows if r["method"] == "gmm"]
+    assert all(float(r["auroc"]) > 0.95 for r in gmm)
+    assert all(r["half_normal_accuracy"] for r in rows if r["method"] == "mmocgan_cat")
+    results = json.loads((folder / "results.json").read_text())
+    assert results["summary"]["gmm"]["auroc"][2] == 3
+    table = (folder / "table.md").read_text()
+    assert "| mmocgan_cat | D < 0.5 |" in table and "| gmm | 99.5th pct |" in table
+    for name in ("figure1_modes_pca", "figure2_score_histograms", "figure4_modes_tsne",
+                 "roc_curves"):
+        assert (folder / "figures" / f"{name}.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("case, message", [
+    ("unknown", "error: unknown method 'nope'; known: ocnn_neighbor"),
+    ("small", "error: only 2 normal rows, fewer than 5 folds"),
+])
+def test_evaluate_bad_input_is_one_line_and_exit_2(tmp_path, case, message):
+    data = write_npz(tmp_path / "d.npz", n_normal=2 if case == "small" else 50)
+    code, _, err = run("cli.evaluate", f"--data={data}", f"--output={tmp_path}/out",
+                       "--methods=" + ("gmm,nope" if case == "unknown" else "gmm"))
+    assert code == 2 and err[-1].startswith(message)
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_evaluate_without_anomalies_says_so_and_still_reports_normal_accuracy(tmp_path):
+    data = write_npz(tmp_path / "d.npz", n_anomaly=0)
+    code, _, err = run("cli.evaluate", f"--data={data}", f"--output={tmp_path}/out",
+                       "--methods=ocnn_neighbor", "--folds=2")
+    assert code == 0 and any(line.startswith("note: ") and "no anomalies" in line
+                             for line in err)
+    with open(tmp_path / "out" / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows[0]["auroc"] == "" and float(rows[0]["normal_accuracy"]) > 0.9
+
+
+def test_benchmark_tables_every_dataset_and_resumes(tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    write_npz(data_dir / "1_first.npz", seed=1)
+    write_npz(data_dir / "2_second.npz", seed=2)
+    args = [f"--data_dir={data_dir}", "--methods=gmm,ocnn_neighbor", "--folds=2",
+            f"--output={tmp_path}/bench"]
+    code, out, err = run("cli.benchmark", *args)
+    assert code == 0, err[-5:]
+    lines = (tmp_path / "bench" / "rows.jsonl").read_text().splitlines()
+    assert len(lines) == 2 * 2 * 2
+    table = (tmp_path / "bench" / "results.md").read_text()
+    assert "| first |" in table and "| second |" in table and "| avg rank |" in table
+    code, out, _ = run("cli.benchmark", *args)  # everything done: nothing reruns
+    assert code == 0 and "fold" not in out.split("# Benchmark")[0]
+    assert len((tmp_path / "bench" / "rows.jsonl").read_text().splitlines()) == 8
+    code, _, err = run("cli.benchmark", *args[:-1], "--folds=3", args[-1])
+    assert code == 2 and "other settings (folds)" in err[-1]

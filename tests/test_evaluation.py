@@ -1,0 +1,129 @@
+"""The k-fold protocol, the method registry, the classical and MMOCGAN-based methods."""
+
+import numpy as np
+import pytest
+
+from mmocgan_tf import baselines, evaluation, reports
+from mmocgan_tf.baselines.base import Detector
+
+# Tiny deep models: a fit takes a second or two on 2 cores.
+TINY_MODEL = dict(num_modes=2, z_dim=4, d_hidden=(16, 16), g_hidden=(16,), target_epochs=2)
+
+
+def blobs(n_normal=300, n_anomaly=20, d=4, seed=0):
+    """Three normal blobs; anomalies far from all of them."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 4, size=(3, d))
+    normal = centres[rng.integers(0, 3, n_normal)] + rng.normal(0, 0.5, (n_normal, d))
+    anomalies = rng.normal(0, 1, (n_anomaly, d)) + 12
+    x = np.concatenate([normal, anomalies]).astype(np.float32)
+    y = np.r_[np.zeros(n_normal, np.int32), np.ones(n_anomaly, np.int32)]
+    order = rng.permutation(len(y))
+    return x[order], y[order]
+
+
+def test_folds_split_the_normal_rows_and_put_every_anomaly_in_every_test_set():
+    x, y = blobs()
+    folds = evaluation.normal_folds(y, folds=5, seed=0)
+    held = np.concatenate([f.test[y[f.test] == 0] for f in folds])
+    assert sorted(held) == sorted(np.flatnonzero(y == 0))
+    for fold in folds:
+        assert (y[fold.train] == 0).all()
+        assert set(np.flatnonzero(y == 1)) <= set(fold.test)
+        assert not set(fold.train) & set(fold.test)
+    again = evaluation.normal_folds(y, folds=5, seed=0)
+    assert all((a.train == b.train).all() for a, b in zip(folds, again, strict=True))
+
+
+def test_fewer_normal_rows_than_folds_is_one_clear_error():
+    with pytest.raises(evaluation.ProtocolError, match="only 3 normal rows, fewer than 5"):
+        evaluation.normal_folds(np.array([0, 0, 0, 1]), folds=5)
+
+
+def test_unknown_method_lists_the_known_ones_and_overrides_are_parsed():
+    with pytest.raises(baselines.UnknownMethodError, match="known: ocnn_neighbor, ocsvm"):
+        baselines.make_detector("nope")
+    with pytest.raises(baselines.UnknownMethodError, match="mmocgan_\\* methods only"):
+        baselines.make_detector("gmm/k=2")
+    assert baselines.split_spec("mmocgan_cat/num_modes=5/weight_fm=0.5") == (
+        "mmocgan_cat", {"num_modes": 5, "weight_fm": 0.5})
+    detector = baselines.make_detector("mmocgan_cat/num_modes=5", epochs=1)
+    assert detector.model_options["num_modes"] == 5 and detector.name == "mmocgan_cat/num_modes=5"
+
+
+@pytest.mark.parametrize("name", ["ocnn_neighbor", "ocsvm", "gmm"])
+def test_classical_methods_rank_far_anomalies_first(name):
+    x, y = blobs()
+    fold = evaluation.normal_folds(y, 5)[0]
+    row, scores = evaluation.run_fold(baselines.make_detector(name), x, y, fold)
+    assert row["auroc"] > 0.95
+    assert row["normal_accuracy"] is not None and "half_normal_accuracy" not in row
+    assert scores.shape == (len(fold.test),)
+
+
+def test_neighbor_threshold_leaves_each_training_row_out_of_its_own_neighbours():
+    x, _ = blobs(n_anomaly=0)
+    detector = baselines.make_detector("ocnn_neighbor").fit(x)
+    assert (detector.score_samples(x) < detector.training_scores(x)).all()
+
+
+@pytest.mark.parametrize("name", ["rgan", "ocan", "mmocgan_cat", "mmocgan_mix"])
+def test_gan_methods_report_both_rules_and_refit_without_retracing(name):
+    x, y = blobs()
+    folds = evaluation.normal_folds(y, 5)
+    detector = baselines.make_detector(name, epochs=2, model_options=dict(TINY_MODEL))
+    row, _ = evaluation.run_fold(detector, x, y, folds[0])
+    assert detector.is_gan and row["half_normal_accuracy"] is not None
+    assert 0.0 <= row["auroc"] <= 1.0
+    train_function = detector.model_.train_function
+    evaluation.run_fold(detector, x, y, folds[1])
+    assert detector.model_.train_function is train_function
+
+
+def test_train_steps_sets_epochs_from_the_number_of_rows():
+    detector = baselines.make_detector("mmocgan_cat", epochs=7, train_steps=40)
+    assert detector.epochs_for(400) == 10 and detector.epochs_for(8000) == 1
+    assert baselines.make_detector("mmocgan_cat", epochs=7).epochs_for(400) == 7
+
+
+class Diverging(Detector):
+    name = "diverging"
+
+    def fit(self, x, seed=0):
+        return self
+
+    def score_samples(self, x):
+        return np.full(len(x), np.nan)
+
+
+class Failing(Diverging):
+    name = "failing"
+
+    def fit(self, x, seed=0):
+        raise FloatingPointError("loss became NaN")
+
+
+def test_a_diverged_or_failing_fit_becomes_an_error_row_and_the_run_goes_on():
+    x, y = blobs()
+    folds = evaluation.normal_folds(y, 2)
+    runs = list(evaluation.iter_runs("blobs", x, y, [Diverging(), Failing()], folds))
+    assert len(runs) == 4
+    assert runs[0][0]["error"].startswith("scores are not finite")
+    assert runs[2][0]["error"] == "FloatingPointError: loss became NaN"
+    done = {("blobs", "diverging", 0, 0)}
+    assert len(list(evaluation.iter_runs("blobs", x, y, [Diverging()], folds, done=done))) == 1
+
+
+def test_summaries_ranks_and_tables():
+    rows = [dict(dataset=d, method=m, seed=0, fold=f, auroc=a + 0.01 * f, fit_s=1.0)
+            for d, scores in (("a", {"p": 0.9, "q": 0.8, "r": 0.9}),
+                              ("b", {"p": 0.5, "q": 0.7, "r": 0.6}))
+            for m, a in scores.items() for f in range(2)]
+    summary = evaluation.summarize(rows)
+    assert summary[("a", "p")]["auroc"] == pytest.approx((0.905, 0.005, 2))
+    ranks, used = evaluation.average_ranks(summary, ["a", "b"], ["p", "q", "r"])
+    assert used == ["a", "b"]
+    assert ranks == pytest.approx({"p": (1.5 + 3) / 2, "q": (3 + 1) / 2, "r": (1.5 + 2) / 2})
+    table = reports.metric_table(summary, ["a", "b"], ["p", "q", "r"])
+    assert "| avg rank | 2.25 | 2.00 | 1.75 |" in table and "**0.905**" in table
+    assert "| p | 99.5th pct |" in reports.table1(summary, "a", ["p"])

@@ -1,0 +1,119 @@
+"""mmocgan_tf.plots and cli.plot: synthetic figure_data.npz in, PNG figures out."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+from tiny import ROOT
+
+pytest.importorskip("matplotlib", reason="the plots extra is not installed")
+
+from mmocgan_tf import plots  # noqa: E402
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+ALL_FIGURES = {plots.FIGURE1, plots.FIGURE2, plots.FIGURE4, plots.ROC}
+
+
+def write_figure_data(folder, n=200, t=60, d=5, modes=True, one_class=False, seed=0):
+    """Writes a tiny random figure_data.npz in the layout cli.evaluate --plots uses."""
+    rng = np.random.default_rng(seed)
+    mode_train = rng.integers(0, 3, n)
+    x_train = (rng.normal(size=(n, d)) + 3 * mode_train[:, None]).astype("float32")
+    y_test = np.zeros(t, int) if one_class else (np.arange(t) % 4 == 0).astype(int)
+    x_test = (rng.normal(size=(t, d)) + 6 * y_test[:, None]).astype("float32")
+    arrays = {"x_train": x_train, "x_test": x_test, "y_test": y_test,
+              "score/mmocgan_cat": rng.normal(size=t) + 2 * y_test,
+              "score/pyod:KNN": np.exp(3 * rng.normal(size=t) + y_test)}  # extreme range
+    if modes:
+        arrays.update(mode_train=mode_train, mode_test=rng.integers(0, 3, t),
+                      generated=rng.normal(0, 4, (40, d)).astype("float32"),
+                      mode_method=np.array("mmocgan_cat"))
+    os.makedirs(folder, exist_ok=True)
+    np.savez(os.path.join(folder, plots.FIGURE_DATA), **arrays)
+    return str(folder)
+
+
+def assert_pngs(paths, names):
+    assert {os.path.basename(p) for p in paths} == names
+    for path in paths:
+        with open(path, "rb") as f:
+            assert f.read(8) == PNG_SIGNATURE, path
+        assert os.path.getsize(path) > 5000, path
+
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory):
+    return write_figure_data(tmp_path_factory.mktemp("plots") / "results")
+
+
+def test_write_figures_writes_all_four_pngs(results_dir):
+    notes = []
+    with threadpool_limits(1):  # OpenMP t-SNE spin-waits badly on a few busy cores
+        paths = plots.write_figures(results_dir, notes=notes)
+    assert_pngs(paths, ALL_FIGURES)
+    assert all(os.path.dirname(p) == os.path.join(results_dir, "figures") for p in paths)
+    assert notes == []
+
+
+def test_without_modes_figures_1_and_4_are_skipped(tmp_path):
+    results = write_figure_data(tmp_path / "r", modes=False, one_class=True)
+    notes = []
+    paths = plots.write_figures(results, str(tmp_path / "out"), notes=notes)
+    assert_pngs(paths, {plots.FIGURE2})  # one class: no ROC either
+    assert [note.split(":")[0] for note in notes] == [plots.FIGURE1, plots.FIGURE4, plots.ROC]
+
+
+def test_missing_or_incomplete_figure_data_raises_one_line(tmp_path):
+    with pytest.raises(ValueError, match="no figure_data.npz in") as info:
+        plots.write_figures(str(tmp_path))
+    assert "\n" not in str(info.value)
+    np.savez(tmp_path / plots.FIGURE_DATA, x_train=np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="lacks required arrays: x_test, y_test, score"):
+        plots.write_figures(str(tmp_path))
+    assert not (tmp_path / "figures").exists()
+
+
+def test_log_axis_only_when_the_score_range_is_extreme(tmp_path):
+    rng = np.random.default_rng(0)
+    assert plots._score_scale(rng.normal(size=500)) == "linear"
+    assert plots._score_scale(rng.exponential(size=500)) == "linear"
+    assert plots._score_scale(np.exp(4 * rng.normal(size=500))) == "log"
+    extreme = np.r_[rng.normal(size=500), -1e6]
+    assert plots._score_scale(extreme) == "symlog"
+    assert plots._score_scale(extreme, log_scale=False) == "linear"
+    path = plots.figure2_score_histograms(extreme, [np.inf, 3.0, 4.0], tmp_path / "h.png", "x")
+    assert_pngs([path], {"h.png"})
+
+
+def test_tsne_budget_is_shared_fairly_across_groups():
+    assert plots._shares([1000, 10, 0], 100) == [90, 10, 0]
+    assert plots._shares([1000, 1000, 1000], 2000) == [667, 667, 666]
+    assert plots._shares([3, 2, 1], 2000) == [3, 2, 1]
+
+
+def run_cli(*args):
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "cli.plot", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_end_to_end(results_dir, tmp_path):
+    out = tmp_path / "figs"
+    result = run_cli(f"--results={results_dir}", f"--output={out}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    printed = result.stdout.split()
+    assert_pngs(printed, ALL_FIGURES)
+    assert all(os.path.dirname(p) == str(out) for p in printed)
+
+
+def test_cli_bad_dir_exits_2_with_one_error_line(tmp_path):
+    result = run_cli(f"--results={tmp_path / 'nope'}")
+    assert result.returncode == 2
+    # importing mmocgan_tf loads TensorFlow, whose C++ start-up lines come first
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: no figure_data.npz"), result.stderr
+    assert result.stderr.strip().splitlines()[-1] == errors[0]
+    assert "Traceback" not in result.stderr and result.stdout == ""

@@ -51,6 +51,9 @@ def main(argv):
         specs = dataset_specs(FLAGS.data_dir, FLAGS.datasets)
         methods = method_list(FLAGS.methods, FLAGS.ablation)
         seeds = [int(s) for s in FLAGS.seeds]
+        for name in ("epochs", "train_steps"):
+            if FLAGS[name].value is not None and FLAGS[name].value < 1:
+                raise ValueError(f"--{name} must be >= 1, got {FLAGS[name].value}")
         settings = dict(folds=FLAGS.folds, seeds=seeds, split_seed=FLAGS.split_seed,
                         epochs=FLAGS.epochs, train_steps=FLAGS.train_steps,
                         model_options=config_flags.model_options_from_flags())

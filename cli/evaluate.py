@@ -29,6 +29,8 @@ flags.DEFINE_integer("folds", 5, "Folds over the normal rows.")
 flags.DEFINE_list("methods", list(baselines.METHODS), "Methods to run (see mmocgan_tf.baselines).")
 flags.DEFINE_integer("epochs", None, "Training epochs of every deep method (default: each "
                      "method's own).")
+flags.DEFINE_integer("train_steps", None, "Instead of epochs: about this many training steps "
+                     "per deep fit.")
 flags.DEFINE_list("seeds", ["0"], "Seeds of the detectors; each runs all folds.")
 flags.DEFINE_integer("split_seed", 0, "Seed of the fold split.")
 flags.DEFINE_boolean("plots", False, "Also write the figures (fold 0 of the first seed).")
@@ -46,7 +48,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     try:
         setup = prepare(FLAGS.data, FLAGS.methods, FLAGS.folds, FLAGS.split_seed, FLAGS.epochs,
-                        config_flags.model_options_from_flags(), FLAGS.seeds)
+                        config_flags.model_options_from_flags(), FLAGS.seeds, FLAGS.train_steps)
     except (ConfigError, DataError, evaluation.ProtocolError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -70,6 +72,7 @@ def main(argv):
     reports.write_csv(os.path.join(FLAGS.output, "results.csv"), rows)
     reports.write_json(os.path.join(FLAGS.output, "results.json"), {
         "data": data.source, "folds": len(folds), "seeds": seeds, "epochs": FLAGS.epochs,
+        "train_steps": FLAGS.train_steps,
         "split_seed": FLAGS.split_seed, "methods": methods, "wall_s": wall, "rows": rows,
         "summary": {m: summary.get((data.source, m), {}) for m in methods},
         "command": " ".join(["python -m cli.evaluate", *sys.argv[1:]])})
@@ -88,20 +91,21 @@ def main(argv):
     return 0
 
 
-def prepare(spec, methods, folds, split_seed, epochs, model_options, seeds):
+def prepare(spec, methods, folds, split_seed, epochs, model_options, seeds, train_steps=None):
     """Everything that can fail on bad input, checked before any training."""
     data = load_data(spec, feature_columns=FLAGS.feature_columns or None,
                      label_column=FLAGS.label_column, normal_label=FLAGS.normal_label)
     y = data.y if data.y is not None else np.zeros(len(data.x), np.int32)
     if not methods:
         raise ValueError("--methods is empty")
-    if epochs is not None and epochs < 1:
-        raise ValueError(f"--epochs must be >= 1, got {epochs}")
+    for name, value in (("epochs", epochs), ("train_steps", train_steps)):
+        if value is not None and value < 1:
+            raise ValueError(f"--{name} must be >= 1, got {value}")
     try:
         seeds = [int(s) for s in seeds]
     except ValueError:
         raise ValueError(f"--seeds takes integers, got {','.join(seeds)}") from None
-    detectors = [baselines.make_detector(m, epochs, model_options) for m in methods]
+    detectors = [baselines.make_detector(m, epochs, model_options, train_steps) for m in methods]
     return (data, data.x, y, detectors, evaluation.normal_folds(y, folds, split_seed), seeds)
 
 

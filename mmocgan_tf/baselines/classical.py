@@ -56,13 +56,18 @@ class GMMDetector(Detector):
         self.max_components = int(max_components)
 
     def fit(self, x, seed=0):
-        best = None
+        best, failures = None, []
         for k in range(1, min(self.max_components, len(x) // 2) + 1):
-            gmm = GaussianMixture(k, covariance_type="full", reg_covar=1e-6,
-                                  random_state=seed).fit(x)
+            try:
+                gmm = GaussianMixture(k, covariance_type="full", random_state=seed).fit(x)
+            except ValueError as err:  # a collapsed component: k is not a candidate
+                failures.append(f"k={k}: {err}")
+                continue
             bic = gmm.bic(x)
             if best is None or bic < best[0]:
                 best = (bic, gmm)
+        if best is None:
+            raise ValueError(f"no mixture could be fitted ({failures[0]})")
         self.gmm_ = best[1]
         return self
 

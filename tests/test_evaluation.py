@@ -127,3 +127,12 @@ def test_summaries_ranks_and_tables():
     table = reports.metric_table(summary, ["a", "b"], ["p", "q", "r"])
     assert "| avg rank | 2.25 | 2.00 | 1.75 |" in table and "**0.905**" in table
     assert "| p | 99.5th pct |" in reports.table1(summary, "a", ["p"])
+
+
+def test_every_ablation_variant_builds_with_its_override():
+    for specs in baselines.ABLATIONS.values():
+        for spec in specs:
+            detector = baselines.make_detector(spec, epochs=1)
+            _, overrides = baselines.split_spec(spec)
+            assert all(detector.model_options[k] == v for k, v in overrides.items())
+    assert baselines.make_detector("mmocgan_mix").model_options["prior"] == "mix"

@@ -86,6 +86,11 @@ class KerasDetector(Detector):
             reinit.reset_optimizer(optimizer)
 
 
+def one_minus_d(logit):
+    """1 - D(x) = sigmoid(-logit) in float64, so very normal rows do not tie at 0."""
+    return 1.0 / (1.0 + np.exp(np.asarray(logit, np.float64)))
+
+
 def passes_per_epoch(rows, batch_size):
     """How many passes over `rows` rows one Keras epoch holds (see MIN_STEPS_PER_EPOCH)."""
     steps = -(-rows // min(batch_size, rows))

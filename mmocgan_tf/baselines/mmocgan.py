@@ -3,9 +3,8 @@
 import dataclasses
 
 import keras
-import numpy as np
 
-from mmocgan_tf.baselines.base import KerasDetector, passes_per_epoch, tiled
+from mmocgan_tf.baselines.base import KerasDetector, one_minus_d, passes_per_epoch, tiled
 from mmocgan_tf.config import ModelConfig
 from mmocgan_tf.model import MMOCGAN
 
@@ -15,8 +14,8 @@ _OPTIONS = set(ModelConfig.__dataclass_fields__) - {"seed"}
 class MMOCGANMethod(KerasDetector):
     """MMOCGAN with the given ModelConfig fields; later fits reuse the traced model.
 
-    The score is 1 - D(x), computed in float64 from D's logit so very normal rows do not
-    tie at 0. With train_steps, the target network's phase gets the same step budget.
+    The score is 1 - D(x) (base.one_minus_d). With train_steps, the target network's
+    phase gets the same step budget.
     """
 
     name = "mmocgan"
@@ -54,5 +53,4 @@ class MMOCGANMethod(KerasDetector):
         return self
 
     def score_samples(self, x):
-        logit = self.model_.predict(x, batch_size=4096, verbose=0)["logit"]
-        return 1.0 / (1.0 + np.exp(logit.astype(np.float64)))
+        return one_minus_d(self.model_.predict(x, batch_size=4096, verbose=0)["logit"])

@@ -6,10 +6,9 @@ networks.
 """
 
 import keras
-import numpy as np
 
 from mmocgan_tf import networks
-from mmocgan_tf.baselines.base import KerasDetector
+from mmocgan_tf.baselines.base import KerasDetector, one_minus_d
 from mmocgan_tf.config import ModelConfig
 from mmocgan_tf.target import RegularGAN
 
@@ -39,5 +38,4 @@ class RGANDetector(KerasDetector):
         return gan
 
     def score_samples(self, x):
-        logit = self.model_.predict(x, batch_size=4096, verbose=0)
-        return 1.0 / (1.0 + np.exp(logit.astype(np.float64)))
+        return one_minus_d(self.model_.predict(x, batch_size=4096, verbose=0))

@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from mmocgan_tf import MMOCGANDetector, data  # noqa: E402
+from mmocgan_tf.baselines import parse_value  # noqa: E402
 from mmocgan_tf.metrics import detection_metrics  # noqa: E402
 
 flags.DEFINE_string("data_dir", "", "Folder of ADBench-style .npz files (X, y).")
@@ -35,17 +36,8 @@ def parse_variants(text):
     for item in filter(None, text.split(";")):
         name, _, args = item.partition(":")
         pairs = (a.split("=", 1) for a in filter(None, args.split(",")))
-        variants[name] = {k: _value(v) for k, v in pairs}
+        variants[name] = {k: parse_value(v) for k, v in pairs}
     return variants
-
-
-def _value(text):
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
 
 
 def main(argv):

@@ -50,13 +50,14 @@ def split_spec(spec):
         key, sep, text = pair.partition("=")
         if not sep or not key:
             raise UnknownMethodError(f"{spec!r}: expected NAME/option=value/..., got {pair!r}")
-        overrides[key] = _number(text)
+        overrides[key] = parse_value(text)
     if overrides and not name.startswith("mmocgan_"):
         raise UnknownMethodError(f"{spec!r}: option overrides apply to mmocgan_* methods only")
     return name, overrides
 
 
-def _number(text):
+def parse_value(text):
+    """An option value from text: int, else float, else the text itself."""
     for kind in (int, float):
         try:
             return kind(text)

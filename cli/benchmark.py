@@ -6,10 +6,10 @@
 A data set is the stem of DIR/*.npz without its numeric prefix ("thyroid" for
 38_thyroid.npz), or any cli.evaluate data spec (bundled:thyroid, synthetic:NAME, a path).
 Each finished fold is appended to OUTPUT/rows.jsonl; rerunning the same command skips
-what is there, so an interrupted run resumes where it stopped. --ablation=modes,losses,prior
-adds the MMOCGAN variants of the paper's Table 2 and the loss-term ablations. Writes
-results.csv, summary.json and results.md (AUROC and AUPRC per data set and method, mean,
-average rank, seconds per fit).
+what is there, so an interrupted run resumes where it stopped.
+--ablation=modes,losses,reference,prior adds the default MMOCGAN variant's Table 2 (modes),
+loss-term, reference and prior ablations. Writes results.csv, summary.json and results.md
+(AUROC and AUPRC per data set and method, mean, average rank, seconds per fit).
 """
 
 import glob
@@ -157,6 +157,11 @@ def write_tables(output, rows, datasets, methods, wall):
         "## AUPRC (mean over folds and seeds)", "",
         reports.metric_table(summary, datasets, methods, "auprc"),
         "## Seconds per fit", "", reports.fit_time_table(summary, datasets, methods),
+        *(["## AUROC mean +- std over folds and seeds", "",
+           reports.metric_table(summary, datasets, methods, "auroc", with_std=True),
+           "## AUROC per seed (mean over folds)", "",
+           reports.seed_table(rows, datasets, methods)]
+          if len({r["seed"] for r in rows}) > 1 else []),
         *(["## Notes and failures", "", *[f"- {f}" for f in failed], ""] if failed else []),
     ])
     reports.write_text(os.path.join(output, "results.md"), text)

@@ -21,7 +21,8 @@ from mmocgan_tf.data import DataError  # noqa: E402
 flags.DEFINE_string("workdir", None, "A cli.train workdir (model.keras, config.json).")
 flags.DEFINE_string("export_dir", None, "The model's folder, e.g. saved_models/NAME.")
 flags.DEFINE_integer("version", None, "Version number (default: the next free one).")
-flags.DEFINE_float("threshold", None, "Score threshold in (0, 1) for is_anomaly.")
+flags.DEFINE_float("threshold", None,
+                   "Score threshold for is_anomaly (in (0, 1) for the paper variant).")
 flags.DEFINE_float("threshold_quantile", None,
                    "Set the threshold to this quantile of the training rows' scores.")
 flags.mark_flags_as_required(["workdir", "export_dir"])

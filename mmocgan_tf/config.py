@@ -8,6 +8,7 @@ import dataclasses
 import json
 
 PRIORS = ("cat", "mix")
+REFERENCES = ("none", "gmm")
 CODE_SAMPLING = ("sample", "argmax")
 THRESHOLD_RULES = ("quantile", "half")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
@@ -19,7 +20,9 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass
 class ModelConfig:
-    """Hyper-parameters of MMOCGAN (the paper's values are the defaults here).
+    """Hyper-parameters of MMOCGAN: the paper's values, plus the default reference="gmm".
+
+    reference="none" gives the paper's method exactly (configs/paper.flags).
 
     Attributes:
       num_modes: m, the number of latent modes of the normal class.
@@ -41,6 +44,15 @@ class ModelConfig:
       density_quantile: q; eps_T is the q-quantile of T on the training data.
       threshold_rule: "quantile" (score above its training quantile) or "half" (D(x) < 0.5).
       threshold_quantile: quantile of the training scores used by the "quantile" rule.
+      reference: "gmm" trains D noise-contrastively against a reference density q (a BIC
+        Gaussian mixture of at most num_modes components plus a broad Gaussian, see
+        reference.py) and scores -(logit D(x) + log q(x)); log q also replaces T in L_KL, so
+        no target network is trained. "none" is the paper's method (score 1 - D(x)).
+      reference_broad_weight: the broad Gaussian's share of q.
+      reference_broad_scale: its standard deviation, in standardised units.
+      weight_nce: D's noise-contrastive loss against samples of q (reference="gmm" only).
+      weight_complement: D's loss on the generator's complementary samples (the paper's
+        real/fake term, weight 1 in the paper).
       seed: seeds the training noise, and the weights where the CLI or estimator builds them.
 
     Every weight_* is a loss weight (formulas in losses.py); 0 switches the term off.
@@ -65,6 +77,11 @@ class ModelConfig:
     density_quantile: float = 0.005
     threshold_rule: str = "quantile"
     threshold_quantile: float = 0.995
+    reference: str = "gmm"
+    reference_broad_weight: float = 0.1
+    reference_broad_scale: float = 2.0
+    weight_nce: float = 1.0
+    weight_complement: float = 1.0
     seed: int = 0
 
     def validate(self):
@@ -90,6 +107,15 @@ class ModelConfig:
                self.threshold_rule, f"must be one of {THRESHOLD_RULES}")
         _check(0 < self.threshold_quantile < 1, "threshold_quantile",
                self.threshold_quantile, "must be in (0, 1)")
+        _check(self.reference in REFERENCES, "reference", self.reference,
+               f"must be one of {REFERENCES}")
+        _check(0 <= self.reference_broad_weight < 1, "reference_broad_weight",
+               self.reference_broad_weight, "must be in [0, 1)")
+        _check(self.reference_broad_scale > 0, "reference_broad_scale",
+               self.reference_broad_scale, "must be > 0")
+        _check(self.reference == "none" or self.threshold_rule != "half", "threshold_rule",
+               self.threshold_rule, 'needs reference="none" (D(x) < 0.5 is no rule for a '
+               "log density)")
         return self
 
 

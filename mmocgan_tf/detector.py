@@ -2,8 +2,8 @@
 
 Conventions (those of sklearn.ensemble.IsolationForest): score_samples is higher for more
 normal rows, decision_function = score_samples - offset_ is negative for anomalies, predict
-returns +1 (normal) / -1 (anomaly). anomaly_score follows the paper and PyOD instead: in
-[0, 1], higher = more anomalous.
+returns +1 (normal) / -1 (anomaly). anomaly_score follows PyOD instead: higher = more
+anomalous (-log p(x) by default; the paper variant's 1 - D(x) is in [0, 1]).
 """
 
 import dataclasses
@@ -16,16 +16,16 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from mmocgan_tf.config import ModelConfig
 from mmocgan_tf.model import MMOCGAN
 
-_PAPER = ModelConfig()
+_DEFAULTS = ModelConfig()
 _MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
 
 
 class MMOCGANDetector(OutlierMixin, BaseEstimator):
     """Multimodal one-class GAN anomaly detector, trained on normal rows only.
 
-    Every argument of ModelConfig is an argument here (see its docstring); the
-    defaults are the paper's except epochs (300: as good as the paper's 1000 in our
-    measurements, at a third of the cost).
+    Every argument of ModelConfig is an argument here (see its docstring), with its
+    defaults: the noise-contrastive variant (reference="gmm"); reference="none" gives the
+    paper's method. epochs is 300 (as good as the paper's 1000 in our measurements).
 
     Args:
       epochs: training epochs of the complementary GAN (the paper: 1000).
@@ -37,21 +37,24 @@ class MMOCGANDetector(OutlierMixin, BaseEstimator):
 
     Attributes:
       model_: the trained MMOCGAN (a Keras model; save it with model_.save(path)).
-      offset_: decision_function's offset, D's logit at the threshold.
+      offset_: decision_function's offset, the model's "logit" at the threshold.
       n_features_in_: number of columns seen in fit.
     """
 
     def __init__(
-        self, *, num_modes=_PAPER.num_modes, prior=_PAPER.prior, z_dim=_PAPER.z_dim,
-        d_hidden=_PAPER.d_hidden, g_hidden=_PAPER.g_hidden, epochs=300, batch_size=100,
-        d_learning_rate=1e-3, g_learning_rate=1e-3, target_epochs=_PAPER.target_epochs,
-        target_learning_rate=_PAPER.target_learning_rate, code_sampling=_PAPER.code_sampling,
-        weight_d_entropy=_PAPER.weight_d_entropy, weight_q_fake=_PAPER.weight_q_fake,
-        weight_q_real=_PAPER.weight_q_real, weight_fm=_PAPER.weight_fm,
-        weight_pt=_PAPER.weight_pt, weight_kl=_PAPER.weight_kl, weight_mi=_PAPER.weight_mi,
-        weight_sigma=_PAPER.weight_sigma, density_quantile=_PAPER.density_quantile,
-        threshold_rule=_PAPER.threshold_rule, threshold_quantile=_PAPER.threshold_quantile,
-        steps_per_execution=16, random_state=None, verbose=0,
+        self, *, num_modes=_DEFAULTS.num_modes, prior=_DEFAULTS.prior, z_dim=_DEFAULTS.z_dim,
+        d_hidden=_DEFAULTS.d_hidden, g_hidden=_DEFAULTS.g_hidden, epochs=300, batch_size=100,
+        d_learning_rate=1e-3, g_learning_rate=1e-3, target_epochs=_DEFAULTS.target_epochs,
+        target_learning_rate=_DEFAULTS.target_learning_rate, code_sampling=_DEFAULTS.code_sampling,
+        weight_d_entropy=_DEFAULTS.weight_d_entropy, weight_q_fake=_DEFAULTS.weight_q_fake,
+        weight_q_real=_DEFAULTS.weight_q_real, weight_fm=_DEFAULTS.weight_fm,
+        weight_pt=_DEFAULTS.weight_pt, weight_kl=_DEFAULTS.weight_kl, weight_mi=_DEFAULTS.weight_mi,
+        weight_sigma=_DEFAULTS.weight_sigma, density_quantile=_DEFAULTS.density_quantile,
+        threshold_rule=_DEFAULTS.threshold_rule, threshold_quantile=_DEFAULTS.threshold_quantile,
+        reference=_DEFAULTS.reference, reference_broad_weight=_DEFAULTS.reference_broad_weight,
+        reference_broad_scale=_DEFAULTS.reference_broad_scale, weight_nce=_DEFAULTS.weight_nce,
+        weight_complement=_DEFAULTS.weight_complement, steps_per_execution=16,
+        random_state=None, verbose=0,
     ):
         self.num_modes = num_modes
         self.prior = prior
@@ -76,6 +79,11 @@ class MMOCGANDetector(OutlierMixin, BaseEstimator):
         self.density_quantile = density_quantile
         self.threshold_rule = threshold_rule
         self.threshold_quantile = threshold_quantile
+        self.reference = reference
+        self.reference_broad_weight = reference_broad_weight
+        self.reference_broad_scale = reference_broad_scale
+        self.weight_nce = weight_nce
+        self.weight_complement = weight_complement
         self.steps_per_execution = steps_per_execution
         self.random_state = random_state
         self.verbose = verbose
@@ -102,7 +110,7 @@ class MMOCGANDetector(OutlierMixin, BaseEstimator):
         return self.model_.predict(X, batch_size=4096, verbose=0)
 
     def score_samples(self, X):
-        """D's logit: higher = more normal (scikit-learn's orientation)."""
+        """The model's logit: higher = more normal (scikit-learn's orientation)."""
         return self._outputs(X)["logit"]
 
     def decision_function(self, X):
@@ -114,7 +122,7 @@ class MMOCGANDetector(OutlierMixin, BaseEstimator):
         return np.where(self.decision_function(X) < 0, -1, 1)
 
     def anomaly_score(self, X):
-        """1 - D(x) in [0, 1], higher = more anomalous (the paper's and PyOD's orientation)."""
+        """Higher = more anomalous (PyOD's orientation): -log p(x), or the paper's 1 - D(x)."""
         return self._outputs(X)["score"]
 
     def predict_mode(self, X):

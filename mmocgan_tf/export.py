@@ -136,7 +136,9 @@ def metadata(model):
         "num_modes": model.config.num_modes,
         "model_config": dataclasses.asdict(model.config),
         "threshold_logit": threshold_logit,
-        "threshold_score": float(1.0 / (1.0 + np.exp(threshold_logit))),
+        # The score of the threshold: 1 - D = sigmoid(-logit) for the paper, else -logit.
+        "threshold_score": float(1.0 / (1.0 + np.exp(threshold_logit))
+                                 if model.config.reference == "none" else -threshold_logit),
         "training_statistics": {
             "feature_mean": model.standardizer.mean.numpy().tolist(),
             "feature_std": model.standardizer.scale.numpy().tolist(),

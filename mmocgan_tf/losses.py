@@ -80,15 +80,16 @@ def pull_away_loss(features):
     return off_diagonal / tf.maximum(n * (n - 1.0), 1.0)
 
 
-def low_density_loss(target_logits, threshold_logit):
+def low_density_loss(log_density, threshold):
     """mean( log T(x_hat) * 1[T(x_hat) >= eps_T] ): OCAN's complementary term.
 
-    Minimising it pushes generated samples that the target network T still finds likely
-    (T at or above eps_T, compared here in logit space) out of the high-density region.
+    Minimising it pushes generated samples that the density model still finds likely (its
+    log density at or above the threshold log eps_T) out of the high-density region. The
+    paper's density model is the target network T (log T = log sigmoid of its logit); the
+    noise-contrastive variant uses log q.
     """
-    log_t = -tf.nn.softplus(-target_logits)
-    inside = tf.cast(target_logits >= threshold_logit, log_t.dtype)
-    return tf.reduce_mean(log_t * inside)
+    inside = tf.cast(log_density >= threshold, log_density.dtype)
+    return tf.reduce_mean(log_density * inside)
 
 
 def sigma_regularizer(sigma):

@@ -12,13 +12,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mmocgan_tf import losses, networks, noise, priors, reinit, replicas
+from mmocgan_tf import losses, networks, noise, priors, reference, reinit, replicas
 from mmocgan_tf.config import ModelConfig
 from mmocgan_tf.preprocessing import Standardizer
 from mmocgan_tf.target import RegularGAN
 
 _MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
-_LOGGED = ("d_loss", "g_loss", "d_real_fake", "d_entropy", "q_fake", "q_real",
+_LOGGED = ("d_loss", "g_loss", "d_real_fake", "d_nce", "d_entropy", "q_fake", "q_real",
            "g_fm", "g_pt", "g_kl", "g_mi", "g_sigma")
 
 
@@ -31,9 +31,12 @@ class MMOCGAN(keras.Model):
     """Multimodal one-class GAN for anomaly detection on tabular data.
 
     Train it on normal rows only. Its output for raw (unscaled) rows x is a dict:
-      score: 1 - D(x) in [0, 1], higher = more anomalous (computed as sigmoid(-logit), so
-        float32 does not tie scores of very normal rows at 0);
-      logit: D's real/fake logit, higher = more normal (scikit-learn's orientation);
+      logit: higher = more normal (scikit-learn's orientation). With reference="gmm" (the
+        default) it is the log-density estimate logit D(x) + log q(x) (reference.py); with
+        reference="none" (the paper) it is D's real/fake logit;
+      score: higher = more anomalous: -logit with a reference; the paper's 1 - D(x) in
+        [0, 1] without (computed as sigmoid(-logit), so float32 does not tie very normal
+        rows at 0);
       is_anomaly: the decision of the configured rule (logit below threshold_logit);
       mode: argmax_c Q(c|x), the learned mode of the row;
       mode_probs: Q(c|x) [N, num_modes].
@@ -80,7 +83,19 @@ class MMOCGAN(keras.Model):
 
     def build(self, input_shape=None):
         self.standardizer.build((None, self.num_features))
-        # eps_T and the decision threshold, both in logit space; 0/1 flag once fit prepared T.
+        if self.config.reference != "none":
+            # q's mixture arrays (reference.py), set by prepare().
+            m, d = self.config.num_modes + 1, self.num_features
+            self.reference_logits = self.add_weight(
+                name="reference_logits", shape=(m,), initializer="zeros", trainable=False)
+            self.reference_loc = self.add_weight(
+                name="reference_loc", shape=(m, d), initializer="zeros", trainable=False)
+            self.reference_scale_tril = self.add_weight(
+                name="reference_scale_tril", shape=(m, d, d),
+                initializer=lambda shape, dtype=None: tf.eye(d, batch_shape=[m], dtype=dtype),
+                trainable=False)
+        # eps_T (in T's logit, or log q with a reference) and the decision threshold on the
+        # "logit" output; a 0/1 flag once fit has prepared T or q.
         self.target_threshold_logit = self.add_weight(
             name="target_threshold_logit", shape=(), initializer="zeros", trainable=False)
         self.threshold_logit = self.add_weight(
@@ -149,10 +164,12 @@ class MMOCGAN(keras.Model):
     # === Detection ===
 
     def call(self, x):
-        out = self.discriminator(self.standardizer(x))
-        logit = out["logit"]
+        scaled = self.standardizer(x)
+        out = self.discriminator(scaled)
+        logit = self._normality(scaled, out["logit"])
+        score = tf.sigmoid(-logit) if self.config.reference == "none" else -logit
         return {
-            "score": tf.sigmoid(-logit),
+            "score": score,
             "logit": logit,
             "is_anomaly": logit < self.threshold_logit,
             "mode": tf.argmax(out["q_logits"], axis=-1, output_type=tf.int32),
@@ -193,19 +210,45 @@ class MMOCGAN(keras.Model):
         return history
 
     def prepare(self, x, batch_size=100):
-        """Learns the standardisation, trains the target network T and sets eps_T."""
+        """Learns the standardisation, fits q or trains the target network T, sets eps_T."""
         self.standardizer.adapt(x)
         scaled = self._standardize(x)
         cfg = self.config
-        if cfg.target_epochs:
-            self.target.trainable = True
-            gan = self._target_gan()
-            gan.fit(scaled, batch_size=batch_size, epochs=cfg.target_epochs, verbose=0,
-                    shuffle=not _is_dataset(scaled))
-            self.target.trainable = False
-        logits = _logits(self.target, scaled)
-        self.target_threshold_logit.assign(np.quantile(logits, cfg.density_quantile))
+        if cfg.reference != "none":
+            arrays = reference.fit_reference(
+                _rows(scaled, reference.MAX_FIT_ROWS), cfg.num_modes,
+                cfg.reference_broad_weight, cfg.reference_broad_scale, cfg.seed)
+            for variable, value in zip(self._reference_variables(), arrays, strict=True):
+                variable.assign(value)
+            density = _logits(self.log_reference, scaled)
+        else:
+            if cfg.target_epochs:
+                self.target.trainable = True
+                gan = self._target_gan()
+                gan.fit(scaled, batch_size=batch_size, epochs=cfg.target_epochs, verbose=0,
+                        shuffle=not _is_dataset(scaled))
+                self.target.trainable = False
+            density = _logits(self._target_log_density, scaled)
+        self.target_threshold_logit.assign(np.quantile(density, cfg.density_quantile))
         self.prepared.assign(1.0)
+
+    def _reference_variables(self):
+        return (self.reference_logits, self.reference_loc, self.reference_scale_tril)
+
+    def log_reference(self, scaled):
+        """log q(x) of standardised rows under the reference mixture (reference="gmm")."""
+        return reference.mixture(*(v.value for v in self._reference_variables())).log_prob(
+            scaled)
+
+    def _normality(self, scaled, d_logit):
+        """The "logit" output: D's logit, or with a reference logit D + log q (log p)."""
+        if self.config.reference == "none":
+            return d_logit
+        return d_logit + self.log_reference(scaled)
+
+    def _target_log_density(self, scaled):
+        """log T(x): the paper's density proxy for L_KL (reference="none")."""
+        return -tf.nn.softplus(-self.target(scaled)["logit"])
 
     def _target_gan(self):
         """The regular GAN that trains T, built once so later fits reuse its traced step."""
@@ -253,9 +296,13 @@ class MMOCGAN(keras.Model):
         Args:
           x: normal training rows (never labelled anomalies), for the "quantile" rule.
           rule, quantile: override the configured threshold_rule / threshold_quantile.
-          score: an explicit threshold in (0, 1): rows scoring above it are anomalies.
+          score: an explicit score threshold (in (0, 1) for the paper's 1 - D): rows scoring
+            above it are anomalies.
         """
         if score is not None:
+            if self.config.reference != "none":  # score = -logit
+                self.threshold_logit.assign(-float(score))
+                return
             if not 0.0 < score < 1.0:
                 raise ValueError(f"score threshold {score} is not in (0, 1)")
             # score > s  <=>  sigmoid(-logit) > s  <=>  logit < log((1 - s) / s).
@@ -266,7 +313,8 @@ class MMOCGAN(keras.Model):
         if rule == "half":
             self.threshold_logit.assign(0.0)
             return
-        logits = _logits(self.discriminator, self._standardize(x))
+        logits = _logits(lambda rows: self._normality(rows, self.discriminator(rows)["logit"]),
+                         self._standardize(x))
         # score > its q-quantile  <=>  logit < its (1 - q)-quantile.
         self.threshold_logit.assign(np.quantile(logits, 1.0 - quantile))
 
@@ -298,7 +346,8 @@ class MMOCGAN(keras.Model):
         x = data[0] if isinstance(data, (tuple, list)) else data
         x = self.standardizer(x)
         n = tf.shape(x)[0]
-        code_seed, z_seed = noise.replica_seeds(self.seed_generator, 2)
+        code_seed, z_seed, reference_seed = noise.replica_seeds(self.seed_generator, 3)
+        with_reference = cfg.reference != "none"
         scale = noise.loss_scale()
 
         # The generator's forward pass is shared by both updates: G is unchanged until its
@@ -315,14 +364,23 @@ class MMOCGAN(keras.Model):
                 (all_codes,) = replicas.gather(codes)
                 real_logit, real_q, fake_logit, fake_q = replicas.gather(
                     real["logit"], real["q_logits"], fake["logit"], fake["q_logits"])
+                d_nce = tf.constant(0.0)
+                if with_reference:  # negatives drawn from q: logit D -> log p - log q
+                    negatives = reference.sample(
+                        *(v.value for v in self._reference_variables()), n, reference_seed)
+                    (negative_logit,) = replicas.gather(
+                        self.discriminator(negatives, training=True)["logit"])
+                    d_nce = losses.real_fake_loss(real_logit, negative_logit)
                 d_terms = {
                     "d_real_fake": losses.real_fake_loss(real_logit, fake_logit),
+                    "d_nce": d_nce,
                     "d_entropy": losses.binary_entropy(real_logit),
                     "q_fake": losses.code_cross_entropy(fake_q, all_codes),
                     "q_real": losses.mode_information_loss(real_q),
                 }
                 d_loss = _weighted_sum(d_terms, {
-                    "d_real_fake": 1.0, "d_entropy": cfg.weight_d_entropy,
+                    "d_real_fake": cfg.weight_complement,
+                    "d_nce": cfg.weight_nce * with_reference, "d_entropy": cfg.weight_d_entropy,
                     "q_fake": cfg.weight_q_fake, "q_real": cfg.weight_q_real})
                 d_scaled = d_loss * scale
             with g_tape.stop_recording():
@@ -331,13 +389,16 @@ class MMOCGAN(keras.Model):
 
             # Generator (and the mixture prior's mu, sigma), against the updated D.
             both = self.discriminator(tf.concat([x, x_hat], 0))
-            real_features, fake_features, fake_q, target_logit = replicas.gather(
+            # L_KL's density: log q with a reference, else the paper's log T.
+            density = (self.log_reference(x_hat) if with_reference
+                       else self._target_log_density(x_hat))
+            real_features, fake_features, fake_q, fake_density = replicas.gather(
                 tf.stop_gradient(both["features"][:n]), both["features"][n:],
-                both["q_logits"][n:], self.target(x_hat)["logit"])
+                both["q_logits"][n:], density)
             g_terms = {
                 "g_fm": losses.feature_matching_loss(fake_features, real_features),
                 "g_pt": losses.pull_away_loss(fake_features),
-                "g_kl": losses.low_density_loss(target_logit, self.target_threshold_logit),
+                "g_kl": losses.low_density_loss(fake_density, self.target_threshold_logit),
                 "g_mi": losses.code_cross_entropy(fake_q, all_codes),
                 "g_sigma": self.prior.regularization(),
             }
@@ -359,14 +420,27 @@ def _is_dataset(x):
     return isinstance(x, tf.data.Dataset)
 
 
-def _logits(network, scaled, chunk=8192):
-    """D's or T's logits for standardised rows (array or dataset), eagerly in chunks.
+def _logits(function, scaled, chunk=8192):
+    """function(rows) for standardised rows (array or dataset), eagerly in chunks.
 
     Eager calls avoid tracing a predict function for every new input size.
     """
     if not _is_dataset(scaled):
         scaled = [scaled[i:i + chunk] for i in range(0, len(scaled), chunk)]
-    return np.concatenate([network(batch)["logit"].numpy() for batch in scaled])
+    return np.concatenate([function(batch).numpy() for batch in scaled])
+
+
+def _rows(scaled, limit):
+    """The rows of an array, or up to `limit` rows from the batches of a dataset."""
+    if not _is_dataset(scaled):
+        return scaled
+    parts, count = [], 0
+    for batch in scaled.as_numpy_iterator():
+        parts.append(batch)
+        count += len(batch)
+        if count >= limit:
+            break
+    return np.concatenate(parts)
 
 
 def _weighted_sum(terms, weights):

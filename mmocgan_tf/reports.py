@@ -100,6 +100,23 @@ def _mean_over(summary, datasets, method, metric):
     return float(np.mean(values)) if values else None
 
 
+def seed_table(rows, datasets, methods, metric="auroc"):
+    """Per data set and method: each seed's mean over folds, and their spread (max - min)."""
+    lines = ["| dataset | method | per seed | spread |", "|---|---|---|---|"]
+    for dataset in datasets:
+        for method in methods:
+            per_seed = {}
+            for r in rows:
+                if r["dataset"] == dataset and r["method"] == method and r.get(metric) is not None:
+                    per_seed.setdefault(r["seed"], []).append(r[metric])
+            if len(per_seed) < 2:
+                continue
+            means = [float(np.mean(per_seed[seed])) for seed in sorted(per_seed)]
+            lines.append(f"| {dataset} | {method} | {' / '.join(f'{v:.3f}' for v in means)} "
+                         f"| {max(means) - min(means):.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 def fit_time_table(summary, datasets, methods):
     """Mean seconds per fit of each method, over all its folds on all data sets."""
     lines = ["| method | mean fit s | mean score s | fits |", "|---|---|---|---|"]

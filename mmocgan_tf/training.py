@@ -162,15 +162,18 @@ def _train_into(folder, config, strategy, inputs):
 
 
 def evaluate(model, x_train, x_eval, y_eval):
-    """Detection metrics of both decision rules on labelled rows (labels used here only).
+    """Detection metrics of the decision rules on labelled rows (labels used here only).
 
-    "half" flags D(x) < 0.5; "quantile" flags scores above the configured quantile of the
-    scores of the (normal) training rows, whichever rule the model itself applies.
+    "quantile" flags scores above the configured quantile of the scores of the (normal)
+    training rows, whichever rule the model itself applies; the paper's variant also gets
+    "half", which flags D(x) < 0.5.
     """
     train_logits = _outputs(model, x_train)["logit"]
     out = _outputs(model, x_eval)
     cut = np.quantile(train_logits, 1.0 - model.config.threshold_quantile)
-    rules = {"quantile": out["logit"] < cut, "half": out["logit"] < 0.0}
+    rules = {"quantile": out["logit"] < cut}
+    if model.config.reference == "none":
+        rules["half"] = out["logit"] < 0.0
     return {rule: detection_metrics(y_eval, out["score"], flagged)
             for rule, flagged in rules.items()}
 

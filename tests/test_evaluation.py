@@ -43,7 +43,7 @@ def test_fewer_normal_rows_than_folds_is_one_clear_error():
 def test_unknown_method_lists_the_known_ones_and_overrides_are_parsed():
     with pytest.raises(baselines.UnknownMethodError, match="known: ocnn_neighbor, ocsvm"):
         baselines.make_detector("nope")
-    with pytest.raises(baselines.UnknownMethodError, match="mmocgan_\\* methods only"):
+    with pytest.raises(baselines.UnknownMethodError, match="mmocgan\\* methods only"):
         baselines.make_detector("gmm/k=2")
     assert baselines.split_spec("mmocgan_cat/num_modes=5/weight_fm=0.5") == (
         "mmocgan_cat", {"num_modes": 5, "weight_fm": 0.5})
@@ -136,3 +136,17 @@ def test_every_ablation_variant_builds_with_its_override():
             _, overrides = baselines.split_spec(spec)
             assert all(detector.model_options[k] == v for k, v in overrides.items())
     assert baselines.make_detector("mmocgan_mix").model_options["prior"] == "mix"
+    # The paper's variants stay the paper's whatever options the command line passes.
+    paper = baselines.make_detector("mmocgan_cat", model_options={"reference": "gmm"})
+    assert paper.model_options["reference"] == "none" and paper.is_gan
+    default = baselines.make_detector("mmocgan", model_options={"num_modes": 4})
+    assert default.model_options["num_modes"] == 4 and not default.is_gan
+    assert baselines.make_detector("ocan").model_options["reference"] == "none"
+
+
+def test_seed_table_gives_each_seeds_fold_mean_and_their_spread():
+    rows = [dict(dataset="d", method="m", seed=s, fold=f, auroc=a)
+            for s, values in ((0, (0.8, 0.9)), (1, (0.6, 0.7))) for f, a in enumerate(values)]
+    rows.append(dict(dataset="d", method="one_seed", seed=0, fold=0, auroc=0.5))
+    table = reports.seed_table(rows, ["d"], ["m", "one_seed"])
+    assert "| d | m | 0.850 / 0.650 | 0.200 |" in table and "one_seed" not in table

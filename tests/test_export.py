@@ -62,8 +62,8 @@ def test_metadata_names_features_and_threshold(model, exported):
     meta = export.read_metadata(exported)
     assert meta["feature_names"] == ["volt", "amp", "temp"]
     assert meta["num_modes"] == 2 and meta["package_version"]
-    assert meta["threshold_score"] == pytest.approx(
-        1 / (1 + np.exp(float(model.threshold_logit.numpy()))))
+    # The default variant's score is -logit, so its threshold is -threshold_logit.
+    assert meta["threshold_score"] == pytest.approx(-float(model.threshold_logit.numpy()))
     assert len(meta["training_statistics"]["feature_mean"]) == 3
 
 

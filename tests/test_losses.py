@@ -73,10 +73,11 @@ def test_pull_away_zero_row_gives_no_nan():
 
 
 def test_low_density_loss_counts_only_samples_at_or_above_eps():
-    logits = tf.constant([0.0, 10.0, -10.0])
+    log_t = tf.math.log_sigmoid(tf.constant([0.0, 10.0, -10.0]))  # the paper's log T(x_hat)
     expected = (math.log(0.5) + math.log(1 / (1 + math.exp(-10.0)))) / 3
-    assert value(losses.low_density_loss(logits, 0.0)) == pytest.approx(expected, rel=1e-5)
-    assert value(losses.low_density_loss(logits, 20.0)) == 0.0
+    threshold = math.log(0.5)  # eps_T = 0.5
+    assert value(losses.low_density_loss(log_t, threshold)) == pytest.approx(expected, rel=1e-5)
+    assert value(losses.low_density_loss(log_t, 0.0)) == 0.0
 
 
 def test_sigma_regularizer_golden_value():

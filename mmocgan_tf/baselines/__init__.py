@@ -20,18 +20,25 @@ _METHODS = {
     "anogan": ("anogan", "AnoGANDetector"),
     "rgan": ("rgan", "RGANDetector"),
     "ocan": ("ocan", "OCANDetector"),
+    "mmocgan": ("mmocgan", "MMOCGANMethod"),
     "mmocgan_cat": ("mmocgan", "MMOCGANMethod"),
     "mmocgan_mix": ("mmocgan", "MMOCGANMethod"),
 }
 METHODS = tuple(_METHODS)
-DEEP = ("ocnn_network", "dagmm", "rda", "anogan", "rgan", "ocan", "mmocgan_cat", "mmocgan_mix")
+DEEP = ("ocnn_network", "dagmm", "rda", "anogan", "rgan", "ocan", "mmocgan", "mmocgan_cat",
+        "mmocgan_mix")
+# The paper's method (no reference density), with either prior; "mmocgan" is the default.
+PAPER_VARIANTS = {"mmocgan_cat": dict(prior="cat", reference="none"),
+                  "mmocgan_mix": dict(prior="mix", reference="none")}
 PYOD_PREFIX = "pyod:"
-# The paper's Table 2 and the loss-term ablations, as method specs (see split_spec).
+# Table 2 and the ablations of the default variant, as method specs (see split_spec).
 ABLATIONS = {
-    "modes": tuple(f"mmocgan_cat/num_modes={m}" for m in (1, 5, 10, 20)),
-    "losses": tuple(f"mmocgan_cat/weight_{term}=0"
-                    for term in ("fm", "pt", "kl", "mi", "d_entropy", "q_real")),
-    "prior": ("mmocgan_cat", "mmocgan_mix"),
+    "modes": tuple(f"mmocgan/num_modes={m}" for m in (1, 5, 10, 20)),
+    "losses": tuple(f"mmocgan/weight_{term}=0"
+                    for term in ("complement", "fm", "pt", "kl", "mi", "d_entropy", "q_real")),
+    "reference": ("mmocgan", "mmocgan/reference_broad_weight=0",
+                  "mmocgan/weight_complement=0/weight_d_entropy=0", "mmocgan_cat"),
+    "prior": ("mmocgan", "mmocgan/prior=mix"),
 }
 
 
@@ -51,8 +58,8 @@ def split_spec(spec):
         if not sep or not key:
             raise UnknownMethodError(f"{spec!r}: expected NAME/option=value/..., got {pair!r}")
         overrides[key] = parse_value(text)
-    if overrides and not name.startswith("mmocgan_"):
-        raise UnknownMethodError(f"{spec!r}: option overrides apply to mmocgan_* methods only")
+    if overrides and not name.startswith("mmocgan"):
+        raise UnknownMethodError(f"{spec!r}: option overrides apply to mmocgan* methods only")
     return name, overrides
 
 
@@ -82,8 +89,9 @@ def make_detector(spec, epochs=None, model_options=None, train_steps=None) -> De
       epochs: training epochs of the deep methods (None: each method's own default).
       train_steps: if set, deep methods train about this many steps per fit instead
         (epochs follow from the training rows), the same budget on every data set.
-      model_options: MMOCGAN ModelConfig fields for mmocgan_cat / mmocgan_mix (the
-        prior is set by the name) and ocan (its mode terms stay off).
+      model_options: MMOCGAN ModelConfig fields for mmocgan (the default variant),
+        mmocgan_cat / mmocgan_mix (the paper's: prior set by the name, no reference) and
+        ocan (its mode terms stay off).
     """
     check_method(spec)
     name, overrides = split_spec(spec)
@@ -99,7 +107,7 @@ def make_detector(spec, epochs=None, model_options=None, train_steps=None) -> De
     if name == "ocan":
         kwargs.update(model_options or {})
     if cls == "MMOCGANMethod":
-        kwargs.update(model_options or {}, prior=name.rsplit("_", 1)[1], **overrides)
+        kwargs.update({**(model_options or {}), **PAPER_VARIANTS.get(name, {}), **overrides})
     try:
         detector = detector_class(**kwargs)
     except TypeError as err:  # an option the method does not have

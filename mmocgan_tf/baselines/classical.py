@@ -1,10 +1,10 @@
 """The scikit-learn detectors of Table 1: neighbour distance, one-class SVM, BIC-chosen GMM."""
 
-from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import NearestNeighbors
 from sklearn.svm import OneClassSVM
 
 from mmocgan_tf.baselines.base import Detector
+from mmocgan_tf.reference import fit_bic_mixture
 
 
 class NeighborDetector(Detector):
@@ -56,19 +56,7 @@ class GMMDetector(Detector):
         self.max_components = int(max_components)
 
     def fit(self, x, seed=0):
-        best, failures = None, []
-        for k in range(1, min(self.max_components, len(x) // 2) + 1):
-            try:
-                gmm = GaussianMixture(k, covariance_type="full", random_state=seed).fit(x)
-            except ValueError as err:  # a collapsed component: k is not a candidate
-                failures.append(f"k={k}: {err}")
-                continue
-            bic = gmm.bic(x)
-            if best is None or bic < best[0]:
-                best = (bic, gmm)
-        if best is None:
-            raise ValueError(f"no mixture could be fitted ({failures[0]})")
-        self.gmm_ = best[1]
+        self.gmm_ = fit_bic_mixture(x, self.max_components, seed)
         return self
 
     def score_samples(self, x):

@@ -14,12 +14,12 @@ _OPTIONS = set(ModelConfig.__dataclass_fields__) - {"seed"}
 class MMOCGANMethod(KerasDetector):
     """MMOCGAN with the given ModelConfig fields; later fits reuse the traced model.
 
-    The score is 1 - D(x) (base.one_minus_d). With train_steps, the target network's
-    phase gets the same step budget.
+    The score is the model's: -log p(x) with a reference (the default), else the paper's
+    1 - D(x) (base.one_minus_d, in float64). With train_steps, the target network's phase
+    gets the same step budget.
     """
 
     name = "mmocgan"
-    is_gan = True
 
     def __init__(self, epochs=300, batch_size=100, steps_per_execution=16, train_steps=None,
                  **model_options):
@@ -29,6 +29,7 @@ class MMOCGANMethod(KerasDetector):
             raise TypeError(f"unknown MMOCGAN option(s) {unknown}")
         ModelConfig(**model_options).validate()  # one-line ConfigError before any training
         self.model_options = model_options
+        self.is_gan = ModelConfig(**model_options).reference == "none"  # the "half" rule
 
     def fit(self, x, seed=0):
         batch_size = min(self.batch_size, len(x))
@@ -53,4 +54,5 @@ class MMOCGANMethod(KerasDetector):
         return self
 
     def score_samples(self, x):
-        return one_minus_d(self.model_.predict(x, batch_size=4096, verbose=0)["logit"])
+        logit = self.model_.predict(x, batch_size=4096, verbose=0)["logit"]
+        return one_minus_d(logit) if self.is_gan else -logit.astype("float64")

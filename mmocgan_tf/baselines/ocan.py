@@ -8,7 +8,8 @@ L_MI) switched off, so it runs on the same model and training step.
 
 from mmocgan_tf.baselines.mmocgan import MMOCGANMethod
 
-NO_MODES = dict(num_modes=1, weight_q_fake=0.0, weight_q_real=0.0, weight_mi=0.0)
+NO_MODES = dict(num_modes=1, weight_q_fake=0.0, weight_q_real=0.0, weight_mi=0.0,
+                reference="none")
 
 
 class OCANDetector(MMOCGANMethod):

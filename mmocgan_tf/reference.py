@@ -1,0 +1,84 @@
+"""The reference density q of the noise-contrastive variant: the normal data's modes.
+
+q is a Gaussian mixture: the components of a full-covariance GMM fitted to the standardised
+training rows (1..m components, chosen by BIC), plus one broad isotropic Gaussian N(0, s^2 I)
+that puts negatives everywhere around the data. D, trained to tell real rows from samples
+of q, estimates log p(x) - log q(x) (noise-contrastive estimation, Gutmann & Hyvarinen
+2010), so logit D(x) + log q(x) is a log-density estimate that stays meaningful far from
+the data, where D alone extrapolates. The mixture's components are the learned modes.
+
+The mixture lives in three arrays of m + 1 slots (unused slots get weight 0), so it can be
+stored as model weights and evaluated in a SavedModel: logits [m + 1], loc [m + 1, d],
+scale_tril [m + 1, d, d] (Cholesky factors of the covariances).
+"""
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_limits
+
+tfd = tfp.distributions
+
+# A GMM is fitted on at most this many training rows (a seeded subsample): BIC needs m full
+# EM fits, and beyond this many rows the modes do not move while the cost keeps growing.
+MAX_FIT_ROWS = 20_000
+_EMPTY_LOGIT = -1e9  # log-weight of an unused slot
+
+
+def fit_bic_mixture(x, max_components, seed=0):
+    """The full-covariance GaussianMixture with 1..max_components components of lowest BIC.
+
+    A k whose fit collapses (a singular covariance) is skipped; ValueError if none fits.
+    BLAS runs on one thread: these matrices are small, and BLAS threads competing with
+    TensorFlow's made the search ten times slower (63 s against 7 s on cardio).
+    """
+    best, failures = None, []
+    with threadpool_limits(1):
+        for k in range(1, min(max_components, len(x) // 2) + 1):
+            try:
+                gmm = GaussianMixture(k, covariance_type="full", random_state=seed).fit(x)
+            except ValueError as err:
+                failures.append(f"k={k}: {err}")
+                continue
+            bic = gmm.bic(x)
+            if best is None or bic < best[0]:
+                best = (bic, gmm)
+    if best is None:
+        raise ValueError(f"no Gaussian mixture could be fitted ({failures[0]})")
+    return best[1]
+
+
+def fit_reference(x, num_modes, broad_weight, broad_scale, seed=0):
+    """The arrays (logits, loc, scale_tril) of q fitted to standardised rows x [n, d]."""
+    x = np.asarray(x, np.float64)
+    if len(x) > MAX_FIT_ROWS:
+        x = x[np.random.default_rng(seed).choice(len(x), MAX_FIT_ROWS, replace=False)]
+    gmm = fit_bic_mixture(x, num_modes, seed)
+    k, d = gmm.n_components, x.shape[1]
+    logits = np.full(num_modes + 1, _EMPTY_LOGIT)
+    logits[:k] = np.log(gmm.weights_) + np.log1p(-broad_weight)
+    logits[num_modes] = np.log(broad_weight) if broad_weight > 0 else _EMPTY_LOGIT
+    loc = np.zeros((num_modes + 1, d))
+    loc[:k] = gmm.means_
+    scale_tril = np.tile(np.eye(d), (num_modes + 1, 1, 1))
+    scale_tril[:k] = np.linalg.cholesky(gmm.covariances_)
+    scale_tril[num_modes] *= broad_scale
+    return [a.astype(np.float32) for a in (logits, loc, scale_tril)]
+
+
+def mixture(logits, loc, scale_tril):
+    """q as a TFP distribution over rows (build it inside the call that uses it)."""
+    return tfd.MixtureSameFamily(
+        tfd.Categorical(logits=logits),
+        tfd.MultivariateNormalTriL(loc=loc, scale_tril=scale_tril))
+
+
+def sample(logits, loc, scale_tril, n, seed):
+    """n rows of q, from an int32 [2] stateless seed (one per replica and step)."""
+    component_seed, normal_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, 2))
+    components = tf.random.stateless_categorical(logits[None], n, component_seed)[0]
+    noise = tf.random.stateless_normal([n, tf.shape(loc)[1]], seed=normal_seed)
+    tril = tf.gather(scale_tril, components)
+    return tf.gather(loc, components) + tf.linalg.matvec(tril, noise)

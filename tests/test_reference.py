@@ -1,0 +1,131 @@
+"""The reference density q and the noise-contrastive variant of MMOCGAN built on it."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+
+from mmocgan_tf import MMOCGAN, reference
+from mmocgan_tf.config import ConfigError
+
+TINY = dict(num_modes=3, z_dim=4, d_hidden=(16, 16), g_hidden=(16,))
+
+
+def two_blobs(n=400, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = np.array([[-4.0] * d, [4.0] * d])
+    return (centres[rng.integers(0, 2, n)] + rng.normal(0, 0.5, (n, d))).astype("float32")
+
+
+def test_fit_reference_finds_the_modes_and_fills_the_spare_slots():
+    logits, loc, tril = reference.fit_reference(two_blobs(), num_modes=4, broad_weight=0.1,
+                                                broad_scale=2.0)
+    weights = np.exp(logits.astype(np.float64))
+    assert np.count_nonzero(weights > 1e-6) == 3  # BIC picks 2 components, plus the broad one
+    assert weights.sum() == pytest.approx(1.0, abs=1e-5) and weights[-1] == pytest.approx(0.1)
+    used = np.sort(loc[:2, 0])
+    np.testing.assert_allclose(used, [-4, 4], atol=0.2)
+    np.testing.assert_allclose(tril[-1], 2.0 * np.eye(3))  # N(0, s^2 I)
+
+
+def test_log_prob_is_the_mixture_density():
+    x = two_blobs()
+    arrays = reference.fit_reference(x, num_modes=3, broad_weight=0.2, broad_scale=3.0)
+    logits, loc, tril = arrays
+    expected = logsumexp(np.stack([
+        logits[k] + multivariate_normal(loc[k], tril[k] @ tril[k].T).logpdf(x[:20])
+        for k in range(len(logits)) if logits[k] > -1e6]), axis=0)
+    got = reference.mixture(*arrays).log_prob(x[:20]).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4)
+
+
+def test_samples_are_seeded_and_follow_the_mixture():
+    arrays = reference.fit_reference(two_blobs(), num_modes=2, broad_weight=0.0, broad_scale=1.0)
+    seed = tf.constant([1, 2], tf.int32)
+    a = reference.sample(*arrays, 4000, seed).numpy()
+    np.testing.assert_array_equal(a, reference.sample(*arrays, 4000, seed).numpy())
+    assert not np.allclose(a, reference.sample(*arrays, 4000, tf.constant([1, 3])).numpy())
+    logits, loc, _ = arrays
+    positive_weight = np.exp(logits[loc[:, 0] > 0]).sum()
+    assert np.mean(a[:, 0] > 0) == pytest.approx(positive_weight, abs=0.03)
+    np.testing.assert_allclose(np.abs(a[:, 0]).mean(), 4.0, atol=0.2)
+
+
+def variant(**overrides):
+    keras.utils.set_random_seed(overrides.get("seed", 0))
+    model = MMOCGAN(num_features=3, **{**TINY, **overrides})
+    model.compile(steps_per_execution=4)
+    return model
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    model = variant()
+    model.fit(two_blobs(), epochs=3, batch_size=50, verbose=0)
+    return model
+
+
+def test_the_default_scores_minus_the_log_density_estimate(fitted):
+    x = two_blobs(seed=1)[:50]
+    out = fitted.predict(x, verbose=0)
+    scaled = fitted.standardizer(x)
+    d_logit = fitted.discriminator(scaled)["logit"].numpy()
+    log_q = fitted.log_reference(scaled).numpy()
+    np.testing.assert_allclose(out["logit"], d_logit + log_q, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out["score"], -out["logit"], rtol=1e-6)
+    # The threshold is the 99.5th percentile of the training rows' scores.
+    train = fitted.predict(two_blobs(), verbose=0)
+    assert np.mean(train["is_anomaly"]) == pytest.approx(0.005, abs=0.005)
+
+
+def test_far_rows_and_rows_between_the_modes_score_above_the_data(fitted):
+    normal = fitted.predict(two_blobs(seed=2)[:100], verbose=0)["score"]
+    between = fitted.predict(np.zeros((5, 3), np.float32), verbose=0)["score"]
+    far = fitted.predict(np.full((5, 3), 40.0, np.float32), verbose=0)["score"]
+    assert between.min() > np.quantile(normal, 0.99) and far.min() > between.max()
+    assert np.all(fitted.predict(np.zeros((5, 3), np.float32), verbose=0)["is_anomaly"])
+
+
+def test_the_variant_trains_no_target_network_and_logs_its_nce_loss():
+    model = variant()
+    initial = [w.numpy().copy() for w in model.target.weights]
+    history = model.fit(two_blobs(), epochs=2, batch_size=50, verbose=0)
+    unchanged = zip(initial, model.target.weights, strict=True)
+    assert all(np.array_equal(a, w.numpy()) for a, w in unchanged)
+    assert np.isfinite(history.history["d_nce"]).all() and history.history["d_nce"][-1] > 0
+    # eps_T is now a quantile of log q on the training rows.
+    log_q = model.log_reference(model.standardizer(two_blobs())).numpy()
+    assert float(model.target_threshold_logit.numpy()) == pytest.approx(
+        np.quantile(log_q, model.config.density_quantile), rel=1e-4)
+
+
+def test_save_and_load_keep_the_reference(tmp_path, fitted):
+    path = str(tmp_path / "model.keras")
+    fitted.save(path)
+    loaded = keras.saving.load_model(path)
+    x = two_blobs(seed=3)[:20]
+    np.testing.assert_allclose(loaded.predict(x, verbose=0)["score"],
+                               fitted.predict(x, verbose=0)["score"], rtol=1e-5)
+
+
+def test_reinitialize_refits_the_reference_like_a_fresh_model():
+    x = two_blobs()
+    model = variant(seed=1)
+    model.fit(x[:200], epochs=1, batch_size=50, verbose=0)
+    model.reinitialize(3)
+    model.fit(x, epochs=2, batch_size=50, verbose=0)
+    fresh = variant(seed=3)
+    fresh.fit(x, epochs=2, batch_size=50, verbose=0)
+    for a, b in zip(model._reference_variables(), fresh._reference_variables(),
+                    strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(model.predict(x[:20], verbose=0)["logit"],
+                               fresh.predict(x[:20], verbose=0)["logit"], rtol=1e-4, atol=1e-4)
+
+
+def test_the_half_rule_needs_the_paper_variant():
+    with pytest.raises(ConfigError, match="threshold_rule"):
+        MMOCGAN(num_features=3, threshold_rule="half")
+    MMOCGAN(num_features=3, threshold_rule="half", reference="none")

@@ -33,14 +33,20 @@ STEP_SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras, numpy as np
-    from mmocgan_tf import MMOCGAN
+    from mmocgan_tf import MMOCGAN, reference
+
+    # Negatives of q: one fixed row repeated, so the global batch of negatives is the same
+    # whether one device draws 100 or two replicas draw 50 each.
+    negative = tf.constant([0.5, -1.0, 2.0, 0.0])
+    reference.sample = lambda logits, loc, scale_tril, n, seed: tf.tile(negative[None], [n, 1])
 
     x = np.random.default_rng(0).normal(size=(101, 4)).astype("float32") * [1, 2, 3, 4] + 5
     table = np.random.default_rng(1).normal(size=(3, 4)).astype("float32")
 
     def make():
         model = MMOCGAN(num_features=4, num_modes=3, z_dim=4, d_hidden=(16, 16),
-                        g_hidden=(16,), target_epochs=0, code_sampling="argmax", prior="mix")
+                        g_hidden=(16,), target_epochs=0, code_sampling="argmax", prior="mix",
+                        reference=os.environ["REFERENCE"])
         model.compile(d_optimizer=keras.optimizers.SGD(0.1),
                       g_optimizer=keras.optimizers.SGD(0.1))
         z_of_code = tf.constant(table)
@@ -79,7 +85,8 @@ def run_python(*args, env=None, timeout=240):
                           text=True, timeout=timeout)
 
 
-def test_mirrored_step_on_two_cpus_equals_the_single_device_step():
+@pytest.mark.parametrize("variant", ["gmm", "none"])
+def test_mirrored_step_on_two_cpus_equals_the_single_device_step(variant):
     """A replicated step computes exactly what one device computes.
 
     Compared: the weights of D, Q, G and phi_mix's mu and sigma, the standardisation and
@@ -87,11 +94,12 @@ def test_mirrored_step_on_two_cpus_equals_the_single_device_step():
     batch split 50/50, then a 1-row batch split 1/0) on one CPU and mirrored over two
     logical CPUs, starting from the same weights. The noise is made identical on both:
     codes are argmax Q(c|x) (code_sampling="argmax") and the prior's z is a fixed function
-    of the code instead of a random draw (phi_mix still maps it through mu_c + sigma_c z).
+    of the code instead of a random draw (phi_mix still maps it through mu_c + sigma_c z),
+    and the default variant's negatives from q are one fixed row.
     SGD (not Adam, whose first step is about lr * sign(gradient)) makes the comparison see
     the loss scale: an unscaled replicated loss would move the weights twice as far.
     """
-    result = run_python("-c", STEP_SCRIPT)
+    result = run_python("-c", STEP_SCRIPT, env={"REFERENCE": variant})
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.split("RESULT ", 1)[1])
     assert out["replicas"] == 2

@@ -27,9 +27,9 @@ class MMOCGANMethod(KerasDetector):
         unknown = sorted(set(model_options) - _OPTIONS)
         if unknown:
             raise TypeError(f"unknown MMOCGAN option(s) {unknown}")
-        ModelConfig(**model_options).validate()  # one-line ConfigError before any training
+        config = ModelConfig(**model_options).validate()  # one-line error before training
         self.model_options = model_options
-        self.is_gan = ModelConfig(**model_options).reference == "none"  # the "half" rule
+        self.is_gan = config.reference == "none"  # score 1 - D(x): the "half" rule applies
 
     def fit(self, x, seed=0):
         batch_size = min(self.batch_size, len(x))

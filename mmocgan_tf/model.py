@@ -73,9 +73,12 @@ class MMOCGAN(keras.Model):
             self.prior.output_dim, cfg.g_hidden, self.num_features)
         self.discriminator = networks.build_discriminator(
             self.num_features, cfg.d_hidden, cfg.num_modes)
-        self.target = networks.build_discriminator(
-            self.num_features, cfg.d_hidden, name="target")
-        self.target.trainable = False
+        # The paper's target network T; the reference variant uses log q instead.
+        self.target = None
+        if cfg.reference == "none":
+            self.target = networks.build_discriminator(
+                self.num_features, cfg.d_hidden, name="target")
+            self.target.trainable = False
 
         self.seed_generator = keras.random.SeedGenerator(cfg.seed)
         object.__setattr__(self, "_target_trainer", None)  # the regular GAN training T
@@ -288,7 +291,8 @@ class MMOCGAN(keras.Model):
             reinit.copy_variables(self._target_trainer, fresh._target_gan())
             for optimizer in (self._target_trainer.d_optimizer, self._target_trainer.g_optimizer):
                 reinit.reset_optimizer(optimizer)
-        self.target.trainable = False
+        if self.target is not None:
+            self.target.trainable = False
 
     def set_threshold(self, x=None, rule=None, quantile=None, score=None):
         """Sets the decision threshold; no retraining needed.

@@ -41,7 +41,7 @@ class ModelConfig:
       weight_kl: the generator's low-density term L_KL (uses T and eps_T).
       weight_mi: the generator's code term L_MI = CE(Q(c|x_hat), c).
       weight_sigma: lambda of L_sigma (phi_mix only).
-      density_quantile: q; eps_T is the q-quantile of T on the training data.
+      density_quantile: q; eps_T is the q-quantile of T (or of log q) on the training data.
       threshold_rule: "quantile" (score above its training quantile) or "half" (D(x) < 0.5).
       threshold_quantile: quantile of the training scores used by the "quantile" rule.
       reference: "gmm" trains D noise-contrastively against a reference density q (a BIC

@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 tfd = tfp.distributions
 
 # A GMM is fitted on at most this many training rows (a seeded subsample): BIC needs m full
-# EM fits, and beyond this many rows the modes do not move while the cost keeps growing.
+# EM fits, and this bounds their cost on large data (a cost bound, not a measured optimum).
 MAX_FIT_ROWS = 20_000
 _EMPTY_LOGIT = -1e9  # log-weight of an unused slot
 

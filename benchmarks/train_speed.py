@@ -45,6 +45,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from mmocgan_tf import MMOCGAN  # noqa: E402
+from mmocgan_tf.baselines.mmocgan import MMOCGANMethod  # noqa: E402
 
 flags.DEFINE_string("data", "synthetic", '"synthetic" or a path to an .npz holding X.')
 flags.DEFINE_integer("rows", 4000, "Rows of the synthetic data.")
@@ -136,15 +137,12 @@ def plain_loop_fold(x, seed, epochs, bs):
 
 
 def trainer_folds(fold_data, epochs, bs):
-    """All folds through one compiled model: reinitialize() between folds, no retracing."""
-    model = None
+    """All folds as cli.evaluate runs them: one benchmark method, one model, no retracing."""
+    method = MMOCGANMethod(epochs=epochs, batch_size=bs,
+                           steps_per_execution=FLAGS.steps_per_execution, prior=FLAGS.prior,
+                           num_modes=FLAGS.num_modes, reference="none", target_epochs=0)
     for i, x in enumerate(fold_data):
-        seed = FLAGS.seed + i
-        if model is None:
-            model = fold_model(x.shape[1], seed, FLAGS.steps_per_execution)
-        else:
-            model.reinitialize(seed)
-        model.fit(x, epochs=epochs, batch_size=bs, verbose=0)
+        method.fit(x, seed=FLAGS.seed + i)
 
 
 def plain_loop_folds(fold_data, epochs, bs):

@@ -7,14 +7,16 @@ model's output is the detector: an anomaly score, the decision and the learned m
 """
 
 import dataclasses
+import random
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from mmocgan_tf import losses, networks, noise, priors, reference, reinit, replicas
+from mmocgan_tf import losses, networks, noise, priors, reference, reinit, replicas, streaming
 from mmocgan_tf.config import ModelConfig
 from mmocgan_tf.preprocessing import Standardizer
+from mmocgan_tf.running_means import RunningMeans
 from mmocgan_tf.target import RegularGAN
 
 _MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
@@ -82,7 +84,7 @@ class MMOCGAN(keras.Model):
 
         self.seed_generator = keras.random.SeedGenerator(cfg.seed)
         object.__setattr__(self, "_target_trainer", None)  # the regular GAN training T
-        self._trackers = {name: keras.metrics.Mean(name=name) for name in _LOGGED}
+        self._loss_means = RunningMeans(_LOGGED, name="loss_means")
 
     def build(self, input_shape=None):
         self.standardizer.build((None, self.num_features))
@@ -152,7 +154,7 @@ class MMOCGAN(keras.Model):
 
     @property
     def metrics(self):
-        return list(self._trackers.values())
+        return [self._loss_means]
 
     def _d_variables(self):
         variables = self.discriminator.trainable_variables
@@ -194,7 +196,7 @@ class MMOCGAN(keras.Model):
         if not self.compiled:
             raise ValueError("Call compile() before fit().")
         if _is_dataset(x):
-            batch_size = None  # a dataset brings its own batches, shuffled or not
+            batch_size, data = None, x  # a dataset brings its own batches, shuffled or not
             kwargs.setdefault("shuffle", False)
         else:
             x = np.asarray(x, np.float32)
@@ -205,10 +207,15 @@ class MMOCGAN(keras.Model):
                 # replicas' batches); later partial batches are fine.
                 raise ValueError(f"a first batch of {first} rows cannot be split evenly over "
                                  f"{count} replicas; use a batch size divisible by {count}")
+            # Seeded orders (a later fit continues them) from one pipeline: measured about
+            # a fifth faster per step than Keras's own pipeline for arrays.
+            data = streaming.array_batches(
+                x, batch_size, [self.config.seed, int(self.d_optimizer.iterations.numpy())],
+                shuffle=kwargs.pop("shuffle", True))
+            kwargs["shuffle"] = False
         if not bool(self.prepared.numpy()):
             self.prepare(x, batch_size=batch_size)
-        history = super().fit(x, batch_size=batch_size, epochs=epochs, verbose=verbose,
-                              **kwargs)
+        history = super().fit(data, epochs=epochs, verbose=verbose, **kwargs)
         self.set_threshold(x)
         return history
 
@@ -228,8 +235,9 @@ class MMOCGAN(keras.Model):
             if cfg.target_epochs:
                 self.target.trainable = True
                 gan = self._target_gan()
-                gan.fit(scaled, batch_size=batch_size, epochs=cfg.target_epochs, verbose=0,
-                        shuffle=not _is_dataset(scaled))
+                batches = scaled if _is_dataset(scaled) else streaming.array_batches(
+                    scaled, batch_size, cfg.seed + 1)
+                gan.fit(batches, epochs=cfg.target_epochs, verbose=0, shuffle=False)
                 self.target.trainable = False
             density = _logits(self._target_log_density, scaled)
         self.target_threshold_logit.assign(np.quantile(density, cfg.density_quantile))
@@ -276,13 +284,17 @@ class MMOCGAN(keras.Model):
     def reinitialize(self, seed=None):
         """Returns the model to its untrained state, keeping its traced training steps.
 
-        Weights, optimizer states and noise become those of a fresh model built with `seed`
-        (default: the configured seed), so a k-fold evaluation traces once, not k times.
+        Weights, optimizer states, noise and batch orders become those of a fresh model built
+        with `seed` (default: the configured seed) right after keras.utils.set_random_seed
+        (seed), so a k-fold evaluation traces once, not k times.
         """
         if not self.compiled:
             raise ValueError("Call compile() before reinitialize().")
         seed = self.config.seed if seed is None else int(seed)
-        keras.utils.set_random_seed(seed)
+        # Keras seeds unseeded initializers from Python's random, as after
+        # keras.utils.set_random_seed(seed); TensorFlow's global seed is left alone (nothing
+        # here draws from it, and setting it clears the traced functions' caches).
+        random.seed(seed)
         self.config = dataclasses.replace(self.config, seed=seed)
         fresh = MMOCGAN(self.num_features, self.feature_names, **dataclasses.asdict(self.config))
         fresh.build((None, self.num_features))
@@ -415,11 +427,8 @@ class MMOCGAN(keras.Model):
         variables = self._g_variables()
         self.g_optimizer.apply(g_tape.gradient(g_scaled, variables), variables)
 
-        values = {"d_loss": d_loss, "g_loss": g_loss, **d_terms, **g_terms}
-        for name, tracker in self._trackers.items():
-            tracker.update_state(values[name])
-        return replicas.step_logs(
-            {name: tracker.result() for name, tracker in self._trackers.items()})
+        self._loss_means.update_state({"d_loss": d_loss, "g_loss": g_loss, **d_terms, **g_terms})
+        return replicas.step_logs(self._loss_means.result())
 
 
 def _is_dataset(x):

@@ -60,7 +60,7 @@ def train(config: TrainConfig):
     if config.batch_size % replicas:
         raise ConfigError(f"batch_size={config.batch_size} must be a multiple of the {replicas} "
                           "replicas (Keras fails on a first batch it cannot split evenly)")
-    inputs = _load_inputs(config, strategy)
+    inputs = _load_inputs(config)
     chief = distribute.is_chief(strategy)
     workdir = config.workdir if chief else tempfile.mkdtemp(prefix="mmocgan-worker-")
     try:
@@ -108,7 +108,7 @@ def build_model(config: TrainConfig, feature_names, strategy=None):
     return model
 
 
-def _load_inputs(config, strategy):
+def _load_inputs(config):
     """The training (and evaluation) data, checked before any model is built."""
     seed = config.model.seed
     if config.streaming:
@@ -121,12 +121,9 @@ def _load_inputs(config, strategy):
         return _Inputs(stream.path, stream.feature_names,
                        stream.batches(config.batch_size, config.shuffle_buffer, seed, count),
                        count)
+    # Arrays: MMOCGAN.fit draws every worker's batch orders from the model's seed.
     data, x_train, x_eval, y_eval = data_lib.load_split(config)
-    fit_data = x_train
-    if distribute.is_multi_worker(strategy):
-        # Workers shuffle with one shared seed, then each keeps its share of the batches.
-        fit_data = streaming.array_batches(x_train, config.batch_size, seed)
-    return _Inputs(data.source, data.feature_names, fit_data, len(x_train), x_train, x_eval,
+    return _Inputs(data.source, data.feature_names, x_train, len(x_train), x_train, x_eval,
                    y_eval)
 
 

@@ -246,13 +246,9 @@ class MMOCGAN(keras.Model):
     def _reference_variables(self):
         return (self.reference_logits, self.reference_loc, self.reference_scale_tril)
 
-    def _reference_arrays(self):
-        """q's arrays as tensors (TFP would freeze a Variable into a constant; PITFALLS)."""
-        return [variable.value for variable in self._reference_variables()]
-
     def log_reference(self, scaled):
         """log q(x) of standardised rows under the reference mixture (reference="gmm")."""
-        return reference.mixture(*self._reference_arrays()).log_prob(scaled)
+        return reference.log_prob(*self._reference_variables(), scaled)
 
     def _normality(self, scaled, d_logit):
         """The "logit" output: D's logit, or with a reference logit D + log q (log p)."""
@@ -385,7 +381,7 @@ class MMOCGAN(keras.Model):
                     real["logit"], real["q_logits"], fake["logit"], fake["q_logits"])
                 d_nce = tf.constant(0.0)
                 if with_reference:  # negatives drawn from q: logit D -> log p - log q
-                    negatives = reference.sample(*self._reference_arrays(), n, reference_seed)
+                    negatives = reference.sample(*self._reference_variables(), n, reference_seed)
                     (negative_logit,) = replicas.gather(
                         self.discriminator(negatives, training=True)["logit"])
                     d_nce = losses.real_fake_loss(real_logit, negative_logit)

@@ -37,7 +37,7 @@ def test_log_prob_is_the_mixture_density():
     expected = logsumexp(np.stack([
         logits[k] + multivariate_normal(loc[k], tril[k] @ tril[k].T).logpdf(x[:20])
         for k in range(len(logits)) if logits[k] > -1e6]), axis=0)
-    got = reference.mixture(*arrays).log_prob(x[:20]).numpy()
+    got = reference.log_prob(*arrays, x[:20]).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-4)
 
 
@@ -143,3 +143,15 @@ def test_quality_floor_on_the_seeded_production_line(seed):
     model.fit(x[train], epochs=5, batch_size=100, verbose=0)
     score = model.predict(x[test], verbose=0)["score"]
     assert roc_auc_score(y[test], score) > 0.85
+
+
+def test_the_benchmark_method_fits_q_on_the_rows_not_on_their_tiled_copies():
+    from mmocgan_tf.baselines import make_detector
+    x = two_blobs(n=60)  # 2 steps per pass: the method tiles the rows into 64-step epochs
+    method = make_detector("mmocgan", train_steps=64, model_options=TINY)
+    method.fit(x, seed=0)
+    model = variant(seed=0)
+    model.prepare(x)
+    for a, b in zip(method.model_._reference_variables(), model._reference_variables(),
+                    strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)

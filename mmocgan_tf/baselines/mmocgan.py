@@ -49,6 +49,10 @@ class MMOCGANMethod(KerasDetector):
         group = passes_per_epoch(len(x), batch_size)
         target_epochs = target_epochs and max(1, round(target_epochs / group))
         self.model_.config = dataclasses.replace(self.model_.config, target_epochs=target_epochs)
+        if not self.is_gan:
+            # q on the rows themselves: its BIC would take the tiled copies for more data
+            # (a smaller penalty per component), and EM would pay for every copy.
+            self.model_.prepare(x, batch_size=batch_size)
         self.model_.fit(tiled(x, group), epochs=max(1, round(epochs / group)),
                         batch_size=batch_size, verbose=0)
         return self

@@ -13,10 +13,12 @@ model, tracing and the input pipeline, not the data generation or the fold split
   plain loop: fresh MMOCGAN, compile() only to attach the optimizers, prepare(x_fold), a fresh
     tf.function(model.train_step) called once per minibatch over a tf.data pipeline
     (shuffled each epoch, batched) for E epochs;
-  trainer: one MMOCGAN compiled with steps_per_execution=... for all folds; each fold after the
-    first calls reinitialize(seed) (fresh weights, optimizer state and noise, the traced train
-    function kept), then fit(x_fold, epochs=E), which also sets the decision threshold at its
-    end (one eager pass of D over x_fold). Fold i gives the same model as a fresh one.
+  trainer: the benchmark method cli.evaluate runs (baselines.mmocgan.MMOCGANMethod): one
+    MMOCGAN compiled with steps_per_execution=... for all folds; each fold after the first
+    calls reinitialize(seed) (fresh weights, optimizer state and noise, the traced train
+    function kept; fold i gives the same model as a fresh one), then fits E passes grouped
+    into Keras epochs of at least 64 steps, and sets the decision threshold at the end (one
+    eager pass of D over x_fold).
 
 FLOP model of one training step on a batch of N rows (MAC = one multiply-add = 2 FLOPs):
   M(net) = sum of in*out over a network's dense layers, per row:

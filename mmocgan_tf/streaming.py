@@ -13,6 +13,7 @@ Three file formats, all of raw numeric features of normal rows (no labels):
 every cell and counts the rows; `Stream.batches` is the training pipeline: rows shuffled in
 a buffer seeded alike on every worker, batched by the global batch size, and sharded by data
 across the workers of a multi-worker strategy (each worker keeps its share of the batches).
+`array_batches` does the same for rows in memory; MMOCGAN.fit feeds arrays through it.
 """
 
 import csv

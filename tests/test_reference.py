@@ -30,6 +30,21 @@ def test_fit_reference_finds_the_modes_and_fills_the_spare_slots():
     np.testing.assert_allclose(tril[-1], 2.0 * np.eye(3))  # N(0, s^2 I)
 
 
+def test_bic_picks_k_on_a_subsample_then_fits_that_k_to_every_row():
+    x = np.concatenate([two_blobs(n=600, seed=1), two_blobs(n=600, seed=2) + 12.0])  # 4 blobs
+    gmm = reference.fit_bic_mixture(x, max_components=6, seed=3, selection_rows=200)
+    assert gmm.n_components == 4
+    rows = x[np.random.default_rng(3).choice(len(x), 200, replace=False)]
+    on_rows = reference.fit_bic_mixture(rows, max_components=6, seed=3)
+    assert on_rows.n_components == 4
+    # The winner was refitted to all 1,200 rows, not kept from the 200.
+    assert not np.allclose(np.sort(gmm.means_[:, 0]), np.sort(on_rows.means_[:, 0]))
+    small = x[::10]  # fewer rows than selection_rows: the plain search
+    np.testing.assert_allclose(
+        reference.fit_bic_mixture(small, 6, seed=3, selection_rows=200).means_,
+        reference.fit_bic_mixture(small, 6, seed=3).means_)
+
+
 def test_log_prob_is_the_mixture_density():
     x = two_blobs()
     arrays = reference.fit_reference(x, num_modes=3, broad_weight=0.2, broad_scale=3.0)

@@ -57,12 +57,7 @@ def fit_bic_mixture(x, max_components, seed=0, selection_rows=None):
                 best = (bic, gmm)
         if best is None:
             raise ValueError(f"no Gaussian mixture could be fitted ({failures[0]})")
-        if subsample:
-            try:
-                return _fit_gmm(x, best[1].n_components, seed)
-            except ValueError:
-                pass  # all rows collapse where the subsample did not: keep the subsample's
-    return best[1]
+        return _fit_gmm(x, best[1].n_components, seed) if subsample else best[1]
 
 
 def fit_reference(x, num_modes, broad_weight, broad_scale, seed=0):

@@ -90,12 +90,13 @@ def step_flops(model, n):
     return 2 * (d_update + g_update)
 
 
-def build(num_features, target_epochs):
-    keras.utils.set_random_seed(FLAGS.seed)
+def build(num_features, target_epochs, seed=None, steps_per_execution=None):
+    """The paper-configuration model the FLOP model describes, seeded and compiled."""
+    seed = FLAGS.seed if seed is None else seed
+    keras.utils.set_random_seed(seed)
     model = MMOCGAN(num_features=num_features, num_modes=FLAGS.num_modes, prior=FLAGS.prior,
-                    reference="none",  # the paper configuration the FLOP model describes
-                    target_epochs=target_epochs, seed=FLAGS.seed)
-    model.compile(steps_per_execution=FLAGS.steps_per_execution)
+                    reference="none", target_epochs=target_epochs, seed=seed)
+    model.compile(steps_per_execution=steps_per_execution or FLAGS.steps_per_execution)
     return model
 
 
@@ -115,18 +116,9 @@ def fold_splits(rows, folds, seed):
     return [np.sort(np.concatenate(parts[:i] + parts[i + 1:])) for i in range(folds)]
 
 
-def fold_model(num_features, seed, steps_per_execution):
-    keras.utils.set_random_seed(seed)
-    model = MMOCGAN(num_features=num_features, num_modes=FLAGS.num_modes, prior=FLAGS.prior,
-                    reference="none",  # the paper configuration the FLOP model describes
-                    target_epochs=0, seed=seed)
-    model.compile(steps_per_execution=steps_per_execution)
-    return model
-
-
 def plain_loop_fold(x, seed, epochs, bs):
     """One fold as a user would write it without `fit`: one train_step call per batch."""
-    model = fold_model(x.shape[1], seed, steps_per_execution=1)  # compile: optimizers only
+    model = build(x.shape[1], 0, seed, steps_per_execution=1)  # compile: optimizers only
     model.prepare(x)  # target_epochs=0: learns the standardisation, T stays untrained
     step = tf.function(model.train_step)
     data = (tf.data.Dataset.from_tensor_slices(x)

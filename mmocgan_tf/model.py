@@ -33,9 +33,9 @@ class MMOCGAN(keras.Model):
     """Multimodal one-class GAN for anomaly detection on tabular data.
 
     Train it on normal rows only. Its output for raw (unscaled) rows x is a dict:
-      logit: higher = more normal (scikit-learn's orientation). With reference="gmm" (the
-        default) it is the log-density estimate logit D(x) + log q(x) (reference.py); with
-        reference="none" (the paper) it is D's real/fake logit;
+      logit: higher = more normal (scikit-learn's orientation). With a reference q ("local",
+        the default, or "gmm") it is the log-density estimate logit D(x) + log q(x)
+        (reference.py); with reference="none" (the paper) it is D's real/fake logit;
       score: higher = more anomalous: -logit with a reference; the paper's 1 - D(x) in
         [0, 1] without (computed as sigmoid(-logit), so float32 does not tie very normal
         rows at 0);
@@ -88,18 +88,15 @@ class MMOCGAN(keras.Model):
 
     def build(self, input_shape=None):
         self.standardizer.build((None, self.num_features))
-        if self.config.reference != "none":
-            # q's mixture arrays (reference.py), set by prepare().
-            m, d = self.config.num_modes + 1, self.num_features
-            self.reference_logits = self.add_weight(
-                name="reference_logits", shape=(m,), initializer="zeros", trainable=False)
-            self.reference_loc = self.add_weight(
-                name="reference_loc", shape=(m, d), initializer="zeros", trainable=False)
-            self.reference_scale_tril = self.add_weight(
-                name="reference_scale_tril", shape=(m, d, d),
-                initializer=lambda shape, dtype=None: tf.eye(d, batch_shape=[m], dtype=dtype),
-                trainable=False)
-        # eps_T (in T's logit, or log q with a reference) and the decision threshold on the
+        cfg = self.config
+        if cfg.reference != "none":
+            # Mixture arrays (reference.py), set by prepare(): q, and with the local q also
+            # the modes (the BIC mixture), whose density L_KL reads.
+            self.reference_arrays = self._mixture_weights(
+                "reference", reference.slots(cfg.reference, cfg.num_modes))
+            if cfg.reference == "local":
+                self.modes_arrays = self._mixture_weights("modes", cfg.num_modes)
+        # eps_T (in T's logit, or in the modes' log density) and the decision threshold on the
         # "logit" output; a 0/1 flag once fit has prepared T or q.
         self.target_threshold_logit = self.add_weight(
             name="target_threshold_logit", shape=(), initializer="zeros", trainable=False)
@@ -108,6 +105,17 @@ class MMOCGAN(keras.Model):
         self.prepared = self.add_weight(
             name="prepared", shape=(), initializer="zeros", trainable=False)
         self.built = True
+
+    def _mixture_weights(self, name, slots):
+        m, d = slots + 1, self.num_features
+        return (
+            self.add_weight(name=f"{name}_logits", shape=(m,), initializer="zeros",
+                            trainable=False),
+            self.add_weight(name=f"{name}_loc", shape=(m, d), initializer="zeros",
+                            trainable=False),
+            self.add_weight(name=f"{name}_scale_tril", shape=(m, d, d), trainable=False,
+                            initializer=lambda shape, dtype=None: tf.eye(
+                                d, batch_shape=[m], dtype=dtype)))
 
     # === Keras plumbing ===
 
@@ -225,12 +233,16 @@ class MMOCGAN(keras.Model):
         scaled = self._standardize(x)
         cfg = self.config
         if cfg.reference != "none":
-            arrays = reference.fit_reference(
-                _rows(scaled, reference.MAX_FIT_ROWS), cfg.num_modes,
-                cfg.reference_broad_weight, cfg.reference_broad_scale, cfg.seed)
-            for variable, value in zip(self._reference_variables(), arrays, strict=True):
-                variable.assign(value)
-            density = _logits(self.log_reference, scaled)
+            rows = _rows(scaled, reference.MAX_FIT_ROWS)
+            kinds = {"reference_arrays": cfg.reference, "modes_arrays": "gmm"}
+            for name, kind in kinds.items():
+                if hasattr(self, name):
+                    arrays = reference.fit_reference(
+                        rows, cfg.num_modes, cfg.reference_broad_weight,
+                        cfg.reference_broad_scale, cfg.seed, kind)
+                    for variable, value in zip(getattr(self, name), arrays, strict=True):
+                        variable.assign(value)
+            density = _logits(self._modes_log_density, scaled)
         else:
             if cfg.target_epochs:
                 self.target.trainable = True
@@ -243,12 +255,13 @@ class MMOCGAN(keras.Model):
         self.target_threshold_logit.assign(np.quantile(density, cfg.density_quantile))
         self.prepared.assign(1.0)
 
-    def _reference_variables(self):
-        return (self.reference_logits, self.reference_loc, self.reference_scale_tril)
-
     def log_reference(self, scaled):
-        """log q(x) of standardised rows under the reference mixture (reference="gmm")."""
-        return reference.log_prob(*self._reference_variables(), scaled)
+        """log q(x) of standardised rows under the reference mixture (any reference)."""
+        return reference.log_prob_in_chunks(*self.reference_arrays, scaled)
+
+    def _modes_log_density(self, scaled):
+        """log q of the modes, the BIC mixture: L_KL's density and eps_T's."""
+        return reference.log_prob(*getattr(self, "modes_arrays", self.reference_arrays), scaled)
 
     def _normality(self, scaled, d_logit):
         """The "logit" output: D's logit, or with a reference logit D + log q (log p)."""
@@ -381,7 +394,7 @@ class MMOCGAN(keras.Model):
                     real["logit"], real["q_logits"], fake["logit"], fake["q_logits"])
                 d_nce = tf.constant(0.0)
                 if with_reference:  # negatives drawn from q: logit D -> log p - log q
-                    negatives = reference.sample(*self._reference_variables(), n, reference_seed)
+                    negatives = reference.sample(*self.reference_arrays, n, reference_seed)
                     (negative_logit,) = replicas.gather(
                         self.discriminator(negatives, training=True)["logit"])
                     d_nce = losses.real_fake_loss(real_logit, negative_logit)
@@ -404,7 +417,7 @@ class MMOCGAN(keras.Model):
             # Generator (and the mixture prior's mu, sigma), against the updated D.
             both = self.discriminator(tf.concat([x, x_hat], 0))
             # L_KL's density: log q with a reference, else the paper's log T.
-            density = (self.log_reference(x_hat) if with_reference
+            density = (self._modes_log_density(x_hat) if with_reference
                        else self._target_log_density(x_hat))
             real_features, fake_features, fake_q, fake_density = replicas.gather(
                 tf.stop_gradient(both["features"][:n]), both["features"][n:],

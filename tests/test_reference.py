@@ -103,12 +103,12 @@ def test_far_rows_and_rows_between_the_modes_score_above_the_data(fitted):
     assert np.all(fitted.predict(np.zeros((5, 3), np.float32), verbose=0)["is_anomaly"])
 
 
-def test_the_variant_trains_no_target_network_and_logs_its_nce_loss():
-    model = variant()
+def test_the_gmm_variant_trains_no_target_network_and_logs_its_nce_loss():
+    model = variant(reference="gmm", reference_broad_weight=0.1)
     history = model.fit(two_blobs(), epochs=2, batch_size=50, verbose=0)
     assert model.target is None and model._target_trainer is None
     assert np.isfinite(history.history["d_nce"]).all() and history.history["d_nce"][-1] > 0
-    # eps_T is now a quantile of log q on the training rows.
+    # eps_T is now a quantile of log q (the BIC mixture) on the training rows.
     log_q = model.log_reference(model.standardizer(two_blobs())).numpy()
     assert float(model.target_threshold_logit.numpy()) == pytest.approx(
         np.quantile(log_q, model.config.density_quantile), rel=1e-4)
@@ -131,7 +131,7 @@ def test_reinitialize_refits_the_reference_like_a_fresh_model():
     model.fit(x, epochs=2, batch_size=50, verbose=0)
     fresh = variant(seed=3)
     fresh.fit(x, epochs=2, batch_size=50, verbose=0)
-    for a, b in zip(model._reference_variables(), fresh._reference_variables(),
+    for a, b in zip(model.reference_arrays, fresh.reference_arrays,
                     strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(model.predict(x[:20], verbose=0)["logit"],
@@ -167,6 +167,53 @@ def test_the_benchmark_method_fits_q_on_the_rows_not_on_their_tiled_copies():
     method.fit(x, seed=0)
     model = variant(seed=0)
     model.prepare(x)
-    for a, b in zip(method.model_._reference_variables(), model._reference_variables(),
+    for a, b in zip(method.model_.reference_arrays, model.reference_arrays,
                     strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_the_local_mixture_is_each_neighbourhoods_mean_and_covariance():
+    x = two_blobs(n=300, seed=4).astype(np.float64)
+    loc, tril = reference.fit_local_mixture(x, components=20, neighbours=30, seed=5)
+    assert loc.shape == (20, 3) and tril.shape == (20, 3, 3)
+    centre = x[np.random.default_rng(5).choice(len(x), 20, replace=False)[0]]
+    nearest = x[np.argsort(np.square(x - centre).sum(axis=1))[:30]]
+    np.testing.assert_allclose(loc[0], nearest.mean(axis=0), atol=1e-9)
+    np.testing.assert_allclose(tril[0] @ tril[0].T,
+                               np.cov(nearest.T) + reference.LOCAL_RIDGE * np.eye(3), atol=1e-9)
+
+
+def test_a_local_reference_fills_its_slots_with_equal_weights():
+    logits, loc, tril = reference.fit_reference(two_blobs(n=100), num_modes=3,
+                                                broad_weight=0.1, broad_scale=2.0, kind="local")
+    slots = reference.LOCAL_COMPONENTS + 1
+    assert logits.shape == (slots,) and tril.shape == (slots, 3, 3)
+    weights = np.exp(logits.astype(np.float64))
+    np.testing.assert_allclose(weights[:100], 0.9 / 100, rtol=1e-5)  # 100 rows: 100 centres
+    assert weights[100:-1].max() < 1e-30 and weights[-1] == pytest.approx(0.1)
+
+
+def test_many_components_are_scored_in_chunks_and_sampled_row_by_row(monkeypatch):
+    arrays = reference.fit_reference(two_blobs(n=400), num_modes=3, broad_weight=0.0,
+                                     broad_scale=2.0, kind="local")
+    x = two_blobs(n=50, seed=6)
+    whole = reference.log_prob(*arrays, x).numpy()
+    monkeypatch.setattr(reference, "_MAX_FLOATS", 16 * len(arrays[0]) * 3)  # 16 rows a chunk
+    np.testing.assert_allclose(reference.log_prob_in_chunks(*arrays, x).numpy(), whole,
+                               rtol=1e-5)
+    a = reference.sample(*arrays, 4000, tf.constant([1, 2], tf.int32)).numpy()
+    logits, loc, _ = arrays
+    assert np.mean(a[:, 0] > 0) == pytest.approx(np.exp(logits[loc[:, 0] > 0]).sum(), abs=0.03)
+    np.testing.assert_allclose(np.abs(a[:, 0]).mean(), 4.0, atol=0.2)
+
+
+def test_the_default_has_a_local_q_and_keeps_the_modes_for_l_kl():
+    x = two_blobs()
+    model = variant()
+    model.prepare(x)
+    assert model.config.reference == "local"
+    assert len(model.reference_arrays[0].numpy()) == reference.LOCAL_COMPONENTS + 1
+    assert len(model.modes_arrays[0].numpy()) == 3 + 1  # the BIC mixture of num_modes
+    log_modes = reference.log_prob(*model.modes_arrays, model.standardizer(x)).numpy()
+    assert float(model.target_threshold_logit.numpy()) == pytest.approx(
+        np.quantile(log_modes, model.config.density_quantile), rel=1e-4)

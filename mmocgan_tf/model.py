@@ -191,13 +191,15 @@ class MMOCGAN(keras.Model):
 
     # === Training ===
 
-    def fit(self, x=None, y=None, batch_size=100, epochs=1, verbose="auto", **kwargs):
+    def fit(self, x=None, y=None, batch_size=100, epochs=1, verbose="auto", threshold_x=None,
+            **kwargs):
         """Trains on normal rows x (array [n, d] or a dataset of batches of raw rows).
 
         The first fit also learns the standardisation and trains and freezes the target
         network; later fits continue the GAN training. Labels are refused: MMOC-GAN is
-        trained on normal data only. The threshold is set from x after training. The batch
-        size defaults to the paper's 100.
+        trained on normal data only. The threshold is set after training from threshold_x
+        (default x; pass the rows themselves when x repeats them, since scoring the local
+        q costs per row). The batch size defaults to the paper's 100.
         """
         if y is not None:
             raise ValueError("MMOCGAN trains on normal rows only; call fit(x) without labels.")
@@ -224,7 +226,7 @@ class MMOCGAN(keras.Model):
         if not bool(self.prepared.numpy()):
             self.prepare(x, batch_size=batch_size)
         history = super().fit(data, epochs=epochs, verbose=verbose, **kwargs)
-        self.set_threshold(x)
+        self.set_threshold(x if threshold_x is None else threshold_x)
         return history
 
     def prepare(self, x, batch_size=100):

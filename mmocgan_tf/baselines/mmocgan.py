@@ -54,7 +54,7 @@ class MMOCGANMethod(KerasDetector):
             # (a smaller penalty per component), and EM would pay for every copy.
             self.model_.prepare(x, batch_size=batch_size)
         self.model_.fit(tiled(x, group), epochs=max(1, round(epochs / group)),
-                        batch_size=batch_size, verbose=0)
+                        batch_size=batch_size, verbose=0, threshold_x=x)
         return self
 
     def score_samples(self, x):

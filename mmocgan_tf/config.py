@@ -20,7 +20,7 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass
 class ModelConfig:
-    """Hyper-parameters of MMOCGAN: the paper's values, plus the default reference="local".
+    """Hyper-parameters of MMOCGAN: the paper's values, plus the default reference="gmm".
 
     reference="none" gives the paper's method exactly (configs/paper.flags).
 
@@ -50,8 +50,8 @@ class ModelConfig:
         no target network is trained. "local" does the same with a q of many local
         Gaussians (each the spread of one neighbourhood of training rows), while L_KL keeps
         the BIC mixture's log density. "none" is the paper's method (score 1 - D(x)).
-      reference_broad_weight: the broad Gaussian's share of q (0 by default; the "gmm"
-        variant as measured uses 0.1).
+      reference_broad_weight: the broad Gaussian's share of q (the "local" variant as
+        measured uses 0).
       reference_broad_scale: its standard deviation, in standardised units.
       weight_nce: D's noise-contrastive loss against samples of q (not with "none").
       weight_complement: D's loss on the generator's complementary samples (the paper's
@@ -80,8 +80,8 @@ class ModelConfig:
     density_quantile: float = 0.005
     threshold_rule: str = "quantile"
     threshold_quantile: float = 0.995
-    reference: str = "local"
-    reference_broad_weight: float = 0.0
+    reference: str = "gmm"
+    reference_broad_weight: float = 0.1
     reference_broad_scale: float = 2.0
     weight_nce: float = 1.0
     weight_complement: float = 1.0

@@ -24,7 +24,7 @@ class MMOCGANDetector(OutlierMixin, BaseEstimator):
     """Multimodal one-class GAN anomaly detector, trained on normal rows only.
 
     Every argument of ModelConfig is an argument here (see its docstring), with its
-    defaults: the noise-contrastive variant (reference="local"); reference="none" gives the
+    defaults: the noise-contrastive variant (reference="gmm"); reference="none" gives the
     paper's method. epochs is 300 (as good as the paper's 1000 in our measurements).
 
     Args:

@@ -33,8 +33,8 @@ class MMOCGAN(keras.Model):
     """Multimodal one-class GAN for anomaly detection on tabular data.
 
     Train it on normal rows only. Its output for raw (unscaled) rows x is a dict:
-      logit: higher = more normal (scikit-learn's orientation). With a reference q ("local",
-        the default, or "gmm") it is the log-density estimate logit D(x) + log q(x)
+      logit: higher = more normal (scikit-learn's orientation). With a reference q ("gmm",
+        the default, or "local") it is the log-density estimate logit D(x) + log q(x)
         (reference.py); with reference="none" (the paper) it is D's real/fake logit;
       score: higher = more anomalous: -logit with a reference; the paper's 1 - D(x) in
         [0, 1] without (computed as sigmoid(-logit), so float32 does not tie very normal

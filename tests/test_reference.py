@@ -103,8 +103,8 @@ def test_far_rows_and_rows_between_the_modes_score_above_the_data(fitted):
     assert np.all(fitted.predict(np.zeros((5, 3), np.float32), verbose=0)["is_anomaly"])
 
 
-def test_the_gmm_variant_trains_no_target_network_and_logs_its_nce_loss():
-    model = variant(reference="gmm", reference_broad_weight=0.1)
+def test_the_variant_trains_no_target_network_and_logs_its_nce_loss():
+    model = variant()
     history = model.fit(two_blobs(), epochs=2, batch_size=50, verbose=0)
     assert model.target is None and model._target_trainer is None
     assert np.isfinite(history.history["d_nce"]).all() and history.history["d_nce"][-1] > 0
@@ -207,11 +207,11 @@ def test_many_components_are_scored_in_chunks_and_sampled_row_by_row(monkeypatch
     np.testing.assert_allclose(np.abs(a[:, 0]).mean(), 4.0, atol=0.2)
 
 
-def test_the_default_has_a_local_q_and_keeps_the_modes_for_l_kl():
+def test_the_local_variant_has_a_local_q_and_keeps_the_modes_for_l_kl():
     x = two_blobs()
-    model = variant()
+    model = variant(reference="local", reference_broad_weight=0.0)
     model.prepare(x)
-    assert model.config.reference == "local"
+    assert np.exp(model.reference_arrays[0].numpy()[-1]) == 0.0  # no broad component
     assert len(model.reference_arrays[0].numpy()) == reference.LOCAL_COMPONENTS + 1
     assert len(model.modes_arrays[0].numpy()) == 3 + 1  # the BIC mixture of num_modes
     log_modes = reference.log_prob(*model.modes_arrays, model.standardizer(x)).numpy()

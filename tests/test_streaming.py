@@ -118,6 +118,23 @@ def test_training_batches_shuffle_alike_for_one_seed_and_anew_each_epoch(tmp_pat
     assert int(batches.cardinality()) == 3
 
 
+def test_array_batches_orders_depend_on_their_seed_alone():
+    x = np.arange(40, dtype=np.float32).reshape(20, 2)
+
+    def epochs(seed, count=2):
+        dataset = streaming.array_batches(x, 8, seed)
+        return [np.concatenate(list(dataset.as_numpy_iterator())) for _ in range(count)]
+
+    first, second = epochs([3, 0])
+    tf.random.set_seed(123)  # TensorFlow's global seed must not change the orders
+    assert np.array_equal(np.stack(epochs([3, 0])), np.stack([first, second]))
+    assert not np.array_equal(first, second)  # a new order each epoch
+    assert not np.array_equal(first, epochs([3, 1], 1)[0])  # and another seed, others
+    for epoch in (first, second):  # every row exactly once per epoch
+        np.testing.assert_array_equal(np.sort(epoch, axis=0), x)
+    assert int(streaming.array_batches(x, 8, 0).cardinality()) == 3
+
+
 def tiny_model(num_features):
     keras.utils.set_random_seed(0)
     model = MMOCGAN(num_features=num_features, num_modes=3, z_dim=4, d_hidden=(16, 16),

@@ -2,7 +2,7 @@
 samples/s and the peak memory of the training process.
 
     python benchmarks/scale.py --rows=5000000 --csv=/tmp/big.csv      # streamed CSV
-    python benchmarks/scale.py --data=PATH/10_cover.npz --no_streaming  # in memory
+    python benchmarks/scale.py --data=PATH/10_cover.npz --nostreaming   # in memory
 
 With --csv, a seeded CSV of --rows rows (a mixture of Gaussian modes, --features columns) is
 written first in chunks, unless the file exists. Training runs `python -m cli.train` as a

@@ -197,7 +197,7 @@ def array_batches(x, batch_size, seed, shuffle=True):
     """In-memory rows as batches in a new order every epoch, the orders drawn from `seed`.
 
     The orders depend on `seed` alone (an int or a sequence of ints), not on TensorFlow's
-    global seed (see _seeded_shuffle). Workers share the seed, so they draw the same orders
+    global seed (see _shuffle). Workers share the seed, so they draw the same orders
     and each keeps its share of the batches (sharded by data). A new epoch's iterator costs
     under a millisecond: no Python runs in the pipeline, and tf.data's autotuning, which has
     nothing to tune in it, is off (its thread stalled about one epoch start in five by
@@ -205,21 +205,23 @@ def array_batches(x, batch_size, seed, shuffle=True):
     """
     rows = tf.data.Dataset.from_tensor_slices(np.asarray(x, np.float32))
     if shuffle:
-        rows = _seeded_shuffle(rows, len(x), seed)
+        rows = _shuffle(rows, len(x), seed)
     options = tf.data.Options()
     options.autotune.enabled = False
     return _shard_by_data(rows.batch(batch_size)).prefetch(2).with_options(options)
 
 
-def _seeded_shuffle(dataset, buffer, seed):
+def _shuffle(dataset, buffer, seed):
     """dataset.shuffle(buffer) reshuffled every epoch, with orders drawn from `seed` alone.
 
     Dataset.shuffle mixes TensorFlow's global seed into its own when one is set, so a model
     reinitialized with seed s (MMOCGAN.reinitialize) would see other orders than a fresh
     model built after keras.utils.set_random_seed(s); setting the global seed instead clears
     TensorFlow's function caches, about a second per model. The same shuffle op, given its
-    two seeds directly, depends on `seed` only.
+    two seeds directly, depends on `seed` only. A buffer of 0 leaves the order as it is.
     """
+    if not buffer:
+        return dataset
     seeds = np.random.default_rng(seed).integers(1, 2**62, size=2)
     variant = tf.raw_ops.ShuffleDatasetV3(
         input_dataset=tf.data.experimental.to_variant(dataset), buffer_size=buffer,
@@ -227,12 +229,6 @@ def _seeded_shuffle(dataset, buffer, seed):
         reshuffle_each_iteration=True,
         output_types=[dataset.element_spec.dtype], output_shapes=[dataset.element_spec.shape])
     return tf.data.experimental.from_variant(variant, dataset.element_spec)
-
-
-def _shuffle(dataset, buffer, seed):
-    if not buffer:
-        return dataset
-    return dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
 
 
 def _shard_by_data(dataset):

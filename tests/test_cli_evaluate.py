@@ -15,10 +15,18 @@ TINY = ["--epochs=1", "--target_epochs=1", "--num_modes=2", "--z_dim=4", "--d_hi
         "--g_hidden=8"]
 
 
+def start(module, *args):
+    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finish(proc):
+    out, err = proc.communicate(timeout=600)
+    return proc.returncode, out, err.strip().splitlines()
+
+
 def run(module, *args):
-    result = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT,
-                            capture_output=True, text=True, timeout=600)
-    return result.returncode, result.stdout, result.stderr.strip().splitlines()
+    return finish(start(module, *args))
 
 
 def write_npz(path, n_normal=200, n_anomaly=10, seed=0):
@@ -28,14 +36,31 @@ def write_npz(path, n_normal=200, n_anomaly=10, seed=0):
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory):
+def runs(tmp_path_factory):
+    """Every independent cli.evaluate run of this file, started together.
+
+    Each process spends most of its time importing TensorFlow, so they share the cores
+    instead of queueing. Returns {case: (folder, (exit code, stdout, stderr lines))}.
+    """
     folder = tmp_path_factory.mktemp("evaluate")
-    data = write_npz(folder / "blobs.npz")
-    code, out, err = run("cli.evaluate", f"--data={data}", "--folds=3",
-                         "--methods=gmm,ocnn_neighbor,mmocgan_cat", f"--output={folder}/out",
-                         "--plots", *TINY)
+    cases = {
+        "evaluated": (write_npz(folder / "blobs.npz"),
+                      ["--folds=3", "--methods=gmm,ocnn_neighbor,mmocgan_cat", "--plots", *TINY]),
+        "unknown": (write_npz(folder / "unknown.npz", n_normal=50), ["--methods=gmm,nope"]),
+        "small": (write_npz(folder / "small.npz", n_normal=2), ["--methods=gmm"]),
+        "no_anomalies": (write_npz(folder / "none.npz", n_anomaly=0),
+                         ["--methods=ocnn_neighbor", "--folds=2"]),
+    }
+    procs = {case: start("cli.evaluate", f"--data={data}", f"--output={folder / case}", *args)
+             for case, (data, args) in cases.items()}
+    return {case: (folder / case, finish(proc)) for case, proc in procs.items()}
+
+
+@pytest.fixture(scope="module")
+def evaluated(runs):
+    folder, (code, out, err) = runs["evaluated"]
     assert code == 0, err[-5:]
-    return folder / "out", out
+    return folder, out
 
 
 def test_evaluate_writes_results_csv_json_table_and_figures(evaluated):
@@ -61,21 +86,17 @@ def test_evaluate_writes_results_csv_json_table_and_figures(evaluated):
     ("unknown", "error: unknown method 'nope'; known: ocnn_neighbor"),
     ("small", "error: only 2 normal rows, fewer than 5 folds"),
 ])
-def test_evaluate_bad_input_is_one_line_and_exit_2(tmp_path, case, message):
-    data = write_npz(tmp_path / "d.npz", n_normal=2 if case == "small" else 50)
-    code, _, err = run("cli.evaluate", f"--data={data}", f"--output={tmp_path}/out",
-                       "--methods=" + ("gmm,nope" if case == "unknown" else "gmm"))
+def test_evaluate_bad_input_is_one_line_and_exit_2(runs, case, message):
+    folder, (code, _, err) = runs[case]
     assert code == 2 and err[-1].startswith(message)
-    assert not os.path.exists(tmp_path / "out")
+    assert not os.path.exists(folder)
 
 
-def test_evaluate_without_anomalies_says_so_and_still_reports_normal_accuracy(tmp_path):
-    data = write_npz(tmp_path / "d.npz", n_anomaly=0)
-    code, _, err = run("cli.evaluate", f"--data={data}", f"--output={tmp_path}/out",
-                       "--methods=ocnn_neighbor", "--folds=2")
+def test_evaluate_without_anomalies_says_so_and_still_reports_normal_accuracy(runs):
+    folder, (code, _, err) = runs["no_anomalies"]
     assert code == 0 and any(line.startswith("note: ") and "no anomalies" in line
                              for line in err)
-    with open(tmp_path / "out" / "results.csv") as handle:
+    with open(folder / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert rows[0]["auroc"] == "" and float(rows[0]["normal_accuracy"]) > 0.9
 

@@ -38,6 +38,17 @@ def test_code_cross_entropy_of_uniform_q_is_log_m():
     assert value(got) == pytest.approx(math.log(4), rel=1e-6)
 
 
+def test_code_cross_entropy_reads_the_logit_of_each_rows_own_code():
+    logits = tf.constant([[2.0, 0.0, 0.0], [0.0, 1.0, 3.0]])
+    # -log softmax: row 0 at code 0, row 1 at code 2.
+    first = -(2.0 - math.log(math.exp(2.0) + 2.0))
+    second = -(3.0 - math.log(1.0 + math.exp(1.0) + math.exp(3.0)))
+    got = losses.code_cross_entropy(logits, tf.constant([0, 2]))
+    assert value(got) == pytest.approx((first + second) / 2, rel=1e-6)
+    swapped = losses.code_cross_entropy(logits, tf.constant([2, 0]))
+    assert value(swapped) > value(got) + 1.0  # the wrong codes cost more
+
+
 def test_mode_information_loss_uniform_is_zero_and_confident_balanced_is_minus_log_m():
     assert value(losses.mode_information_loss(tf.zeros([2, 2]))) == pytest.approx(0, abs=1e-6)
     confident = tf.constant([[50.0, 0.0], [0.0, 50.0]])

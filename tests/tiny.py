@@ -2,7 +2,12 @@
 
 import os
 
+import numpy as np
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# The networks of every tiny in-process model: a fit takes seconds on 2 cores.
+TINY_MODEL = dict(num_modes=3, z_dim=4, d_hidden=(16, 16), g_hidden=(16,))
 
 # One flag per line, for flagfiles; seconds per fit on 2 cores.
 TINY_FLAGS = """--epochs=2
@@ -16,3 +21,11 @@ TINY_FLAGS = """--epochs=2
 --verbose=0
 """
 TINY_ARGS = TINY_FLAGS.split()
+
+
+def expected_flagged(n, share):
+    """Rows strictly beyond np.quantile's linear interpolation at `share` of n distinct values.
+
+    A threshold at the q-quantile of n training scores flags exactly this many of them.
+    """
+    return int(np.floor((n - 1) * share)) + 1

@@ -9,14 +9,21 @@ TF Serving's layout BASE/NAME/VERSION/ and run with tf.saved_model.load. Unlike 
 server, every version on disk is servable (its "all" policy; the default serves the newest
 only), nothing is batched, and dtype and shape are checked before the graph runs, with
 clearer messages than TensorFlow's. It listens on 127.0.0.1 only; stop() is bounded.
+
+Faults (StandInServer.inject) exist because a client's deadline and retry paths can only be
+tested against a server that misbehaves on purpose: predict requests (gRPC Predict, REST
+:predict; metadata is never faulted) can be answered late, or the first N of them with
+UNAVAILABLE / HTTP 503, or (REST) by dropping the connection without an answer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import threading
+import time
 import urllib.parse
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,6 +57,29 @@ class Failure(Exception):
     def __init__(self, code: grpc.StatusCode, message: str):
         super().__init__(message)
         self.code, self.message = code, message
+
+
+class Faults:
+    """What the next predict requests suffer; `seen` counts the predict requests received.
+
+    delay_s: every predict request is answered only after this many seconds.
+    fail_first: the next this-many predict requests fail: gRPC UNAVAILABLE, REST 503, or
+      with drop=True (REST only) a connection closed without any answer.
+    """
+
+    def __init__(self, delay_s: float = 0.0, fail_first: int = 0, drop: bool = False):
+        self.delay_s, self.fail_first, self.drop = float(delay_s), int(fail_first), drop
+        self.seen = 0
+        self._lock = threading.Lock()
+
+    def on_predict(self) -> bool:
+        """Counts one predict request, sleeps delay_s; True if this one is to fail."""
+        with self._lock:
+            self.seen += 1
+            fail = self.seen <= self.fail_first
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        return fail
 
 
 class Servable:
@@ -145,10 +175,14 @@ class ModelRepository:
 
 
 class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, repository: ModelRepository):
-        self.repository = repository
+    def __init__(self, repository: ModelRepository, server: StandInServer):
+        self.repository, self._server = repository, server
 
     def Predict(self, request, context):  # gRPC's method names
+        faults = self._server.faults
+        if faults.on_predict():
+            context.abort(Code.UNAVAILABLE, f"stand-in: injected fault {faults.seen} of "
+                          f"{faults.fail_first}")
         return _guarded(context, lambda: self._predict(request))
 
     def GetModelMetadata(self, request, context):
@@ -300,18 +334,32 @@ class _RestHandler(BaseHTTPRequestHandler):
         self._answer("POST")
 
     def _answer(self, method: str):
+        faults = self.server.standin.faults
+        if method == "POST" and faults.on_predict():
+            if faults.drop:  # no status line at all: the client sees the connection reset
+                self.close_connection = True
+                return
+            self._send(503, {"error": f"stand-in: injected fault {faults.seen} of "
+                                      f"{faults.fail_first}"})
+            return
         try:
             status, body = 200, self._route(method)
         except Failure as failure:
             status, body = _HTTP_STATUS.get(failure.code, 500), {"error": failure.message}
         except Exception as err:  # a stand-in bug must not kill the thread
             status, body = 500, {"error": f"{type(err).__name__}: {err}"}
+        self._send(status, body)
+
+    def _send(self, status: int, body: dict):
         data = json.dumps(body).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (a deadline)
+            self.close_connection = True
 
     def _route(self, method: str) -> dict:
         match = _ROUTE.match(urllib.parse.urlsplit(self.path).path)
@@ -357,6 +405,16 @@ class StandInServer:
         self._preload = preload
         self._grpc = self._http = self._thread = None
         self.grpc_target = self.rest_url = None
+        self.faults = Faults()
+
+    @contextlib.contextmanager
+    def inject(self, **faults):
+        """Applies Faults(**faults) to the requests made inside the block; yields them."""
+        self.faults = Faults(**faults)
+        try:
+            yield self.faults
+        finally:
+            self.faults = Faults()
 
     def start(self) -> StandInServer:
         if self._preload:
@@ -367,12 +425,13 @@ class StandInServer:
             options=[("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
                      ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES)])
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            _PredictionService(self.repository), self._grpc)
+            _PredictionService(self.repository, self), self._grpc)
         port = self._grpc.add_insecure_port("127.0.0.1:0")
         self._grpc.start()
         self.grpc_target = f"127.0.0.1:{port}"
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), _RestHandler)  # daemon threads
         self._http.repository = self.repository
+        self._http.standin = self
         self._thread = threading.Thread(target=self._http.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True,
                                         name="standin-rest")

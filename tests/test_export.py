@@ -1,14 +1,20 @@
-"""SavedModel export: named signatures equal to the live model, versions, metadata."""
+"""SavedModel export: named signatures equal to the live model, versions, metadata.
+
+The default variant is exported once for most tests; the paper variant (reference="none",
+score 1 - D(x)) and the local variant (reference="local", whose 300-component q is scored
+in chunks of rows) are exported too, since each puts a different graph into the SavedModel.
+"""
 
 import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmocgan_tf import MMOCGAN, export
+from mmocgan_tf import MMOCGAN, export, reference
 
 
 def rows(n, seed=0):
@@ -77,3 +83,63 @@ def test_versions_count_up_and_are_never_overwritten(model, tmp_path):
     assert os.listdir(os.path.join(base, "1")) == before
     assert sorted(os.listdir(base)) == ["1", "2"]  # no temporary folders left behind
     assert export.latest_version_dir(base) == os.path.join(base, "2")
+
+
+VARIANTS = {"none": dict(reference="none"),
+            "local": dict(reference="local", reference_broad_weight=0.0)}
+
+
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def variant(request, tmp_path_factory):
+    """(name, fitted model, reloaded serving_default, path): the paper or the local variant."""
+    keras.utils.set_random_seed(0)  # else the weights depend on the tests that ran before
+    m = MMOCGAN(num_features=3, num_modes=2, z_dim=4, d_hidden=(8, 8), g_hidden=(8,),
+                target_epochs=1, **VARIANTS[request.param])
+    m.compile(steps_per_execution=4)
+    m.fit(rows(200), epochs=1, batch_size=50, verbose=0)
+    path = export.export_saved_model(m, str(tmp_path_factory.mktemp(request.param) / "m"))
+    return request.param, m, tf.saved_model.load(path).signatures["serving_default"], path
+
+
+def assert_outputs_equal(out, live):
+    assert set(out) == {"score", "is_anomaly", "mode", "mode_probs"}
+    np.testing.assert_allclose(out["score"].numpy(), live["score"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(out["is_anomaly"].numpy(), live["is_anomaly"])
+    np.testing.assert_array_equal(out["mode"].numpy(), live["mode"])
+    np.testing.assert_allclose(out["mode_probs"].numpy(), live["mode_probs"], rtol=1e-5,
+                               atol=1e-7)  # far rows have probabilities near 1e-30
+
+
+def test_variant_savedmodel_gives_the_live_models_outputs(variant):
+    name, model, signature, path = variant
+    # The training rows (the quantile threshold flags 1 of them), new ones and far ones.
+    x = np.concatenate([rows(200), rows(300, seed=5), rows(20, seed=6) * 30])
+    live = model.predict(x, verbose=0)
+    out = signature(features=tf.constant(x))
+    assert_outputs_equal(out, live)
+    meta = export.read_metadata(path)
+    assert meta["model_config"]["reference"] == name
+    if name == "none":  # the paper's score 1 - D(x) and its threshold, sigmoid(-logit)
+        assert np.all((live["score"] >= 0) & (live["score"] <= 1))
+        np.testing.assert_allclose(live["score"], 1 / (1 + np.exp(live["logit"])), rtol=1e-5)
+        logit = float(model.threshold_logit.numpy())
+        assert meta["threshold_score"] == pytest.approx(1 / (1 + np.exp(logit)))
+    else:
+        assert meta["threshold_score"] == pytest.approx(-float(model.threshold_logit.numpy()))
+    assert live["is_anomaly"].any() and not live["is_anomaly"].all()
+    score = out["score"].numpy()
+    near = np.abs(score - meta["threshold_score"]) < 1e-5
+    np.testing.assert_array_equal(out["is_anomaly"].numpy()[~near],
+                                  score[~near] > meta["threshold_score"])
+
+
+@pytest.mark.parametrize("variant", ["local"], indirect=True)
+def test_local_variant_scores_more_rows_than_one_chunk(variant):
+    """Above one chunk of rows the export scores q in chunks (log_prob_in_chunks's map_fn):
+    every row must get its own density, as in the live model's one-chunk batches."""
+    _, model, signature, _ = variant
+    components = reference.LOCAL_COMPONENTS + 1
+    chunk = reference._MAX_FLOATS // (components * model.num_features)
+    x = rows(chunk + 1001, seed=7)  # two chunks, the second one padded
+    live = model.predict(x, batch_size=4096, verbose=0)  # each batch in one chunk
+    assert_outputs_equal(signature(features=tf.constant(x)), live)

@@ -1,9 +1,10 @@
 """Serving clients, models.config and cli.predict against a TF Serving stand-in on loopback.
 
 A tiny MMOCGAN is trained and exported once (the real export_saved_model); the stand-in
-(tests/serving_standin.py) serves it over gRPC and REST on 127.0.0.1. The two
-cli.predict runs are subprocesses started together, since each pays for importing
-TensorFlow.
+(tests/serving_standin.py) serves it over gRPC and REST on 127.0.0.1. Deadlines and
+retries are tested against faults the stand-in injects on purpose (a late answer, the first
+requests refused), counting the attempts it saw. The cli.predict runs are subprocesses
+started together, since each pays for importing TensorFlow.
 """
 
 import json
@@ -201,6 +202,39 @@ def test_server_down_fails_after_retries_quickly(kind):
     assert time.monotonic() - start < 5
 
 
+def make_client(server, kind, **options):
+    return (GrpcClient(server.grpc_target, "tiny", **options) if kind == "grpc"
+            else RestClient(server.rest_url, "tiny", **options))
+
+
+@pytest.mark.parametrize("kind", ["grpc", "rest"])
+def test_slow_server_is_deadline_exceeded_after_timeout_s(server, kind):
+    client = make_client(server, kind, timeout_s=0.3, retries=3, backoff_s=0.01)
+    client.metadata()  # REST fetches it before predicting; only predict is delayed
+    with server.inject(delay_s=3.0) as faults:
+        start = time.monotonic()
+        error = _raises_one_line(lambda: client.predict(rows(2)), "did not answer within 0.3 s")
+        elapsed = time.monotonic() - start
+    assert error.code == "DEADLINE_EXCEEDED"
+    assert 0.25 < elapsed < 2.5, elapsed  # the deadline, not the server's 3 s
+    assert faults.seen == 1  # a deadline is not retried
+
+
+@pytest.mark.parametrize("kind,drop", [("grpc", False), ("rest", False), ("rest", True)])
+def test_unavailable_is_retried_until_the_server_answers(server, local, kind, drop):
+    """UNAVAILABLE / HTTP 503 / a dropped connection for the first two predict requests."""
+    x = rows(9)
+    client = make_client(server, kind, retries=3, backoff_s=0.01)
+    with server.inject(fail_first=2, drop=drop) as faults:
+        got = client.predict(x)
+    assert faults.seen == 3
+    assert_same(got, local_predict(local, x))
+    with server.inject(fail_first=5, drop=drop) as faults:
+        error = _raises_one_line(lambda: client.predict(x), "unavailable after 3 tries")
+    assert faults.seen == 3  # exactly `retries` attempts, then the one-line error
+    assert error.code == ("UNAVAILABLE" if kind == "grpc" or drop else "HTTP 503")
+
+
 def test_tensor_proto_decodes_both_encodings():
     for array in (rows(4), np.array([True, False]), np.arange(6, dtype=np.int32).reshape(2, 3),
                   np.array([1.5, -2.0], np.float64), np.array([3, 4], np.int64)):
@@ -263,28 +297,33 @@ def cli_folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cli_runs(server, cli_folder, exported):
-    """Both runs, started together: each spends most of its time importing TensorFlow.
+    """The runs, started together: each spends most of its time importing TensorFlow.
 
     "good" calls the stand-in over gRPC in batches of 8, mapping the CSV's columns by the
-    feature names of the local export; "down" calls a port nobody listens on, over REST.
+    feature names of the local export; "rest" calls it over REST in batches of 7, naming
+    the columns; "down" calls a port nobody listens on, over REST.
     """
     folder = cli_folder[0]
     procs = {"good": start_cli(folder, "good", f"--server={server.grpc_target}",
                                "--batch_size=8", f"--model_dir={exported[0] / 'tiny'}"),
+             "rest": start_cli(folder, "rest", f"--server={server.rest_url[len('http://'):]}",
+                               "--rest", "--batch_size=7", "--feature_columns=a,b,c"),
              "down": start_cli(folder, "down", f"--server=127.0.0.1:{free_port()}", "--rest",
                                "--feature_columns=a,b,c")}
     return {name: finish(proc) for name, proc in procs.items()}
 
 
-def test_cli_predict_writes_one_row_per_input(cli_runs, local, cli_folder):
+@pytest.mark.slow  # cli_runs: three subprocesses importing TensorFlow
+@pytest.mark.parametrize("run,batch_size", [("good", 8), ("rest", 7)])
+def test_cli_predict_writes_one_row_per_input(cli_runs, local, cli_folder, run, batch_size):
     folder, x = cli_folder
-    code, out, err = cli_runs["good"]
+    code, out, err = cli_runs[run]
     assert code == 0, err[-2000:]
-    lines = (folder / "good.csv").read_text().splitlines()
+    lines = (folder / f"{run}.csv").read_text().splitlines()
     assert lines[0] == "score,is_anomaly,mode"
     table = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
     assert table.shape == (len(x), 3)
-    want = local_predict(local, x, batch_size=8)
+    want = local_predict(local, x, batch_size=batch_size)
     np.testing.assert_allclose(table[:, 0], want["score"], rtol=1e-6)
     np.testing.assert_array_equal(table[:, 1], want["is_anomaly"].astype(int))
     np.testing.assert_array_equal(table[:, 2], want["mode"])
@@ -292,6 +331,7 @@ def test_cli_predict_writes_one_row_per_input(cli_runs, local, cli_folder):
     assert not [n for n in os.listdir(folder) if n.endswith(".tmp")]
 
 
+@pytest.mark.slow
 def test_cli_predict_server_down_exits_2_without_output(cli_runs, cli_folder):
     code, _, err = cli_runs["down"]
     assert code == 2

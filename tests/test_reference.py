@@ -147,22 +147,6 @@ def test_the_half_rule_needs_the_paper_variant():
     MMOCGAN(num_features=3, threshold_rule="half", reference="none")
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_quality_floor_on_the_seeded_production_line(seed):
-    """Loose floor: measured 0.919-0.959 over seeds 0-4 (the paper variant is near 0.5 here)."""
-    from sklearn.metrics import roc_auc_score
-
-    from mmocgan_tf.synthetic import make_production_line
-
-    x, y = make_production_line(n_normal=1500, n_anomalies=60, seed=seed)
-    normal = np.flatnonzero(y == 0)
-    train, test = normal[:1200], np.concatenate([normal[1200:], np.flatnonzero(y == 1)])
-    model = variant(num_features=x.shape[1], seed=seed, num_modes=8)
-    model.fit(x[train], epochs=5, batch_size=100, verbose=0)
-    score = model.predict(x[test], verbose=0)["score"]
-    assert roc_auc_score(y[test], score) > 0.85
-
-
 def test_the_benchmark_method_fits_q_on_the_rows_not_on_their_tiled_copies():
     from mmocgan_tf.baselines import make_detector
     x = two_blobs(n=60)  # 2 steps per pass: the method tiles the rows into 64-step epochs

@@ -11,6 +11,8 @@ import pytest
 from test_evaluation import blobs
 from tiny import ROOT
 
+pytestmark = pytest.mark.slow  # every test here reads the runs of one slow fixture
+
 TINY = ["--epochs=1", "--target_epochs=1", "--num_modes=2", "--z_dim=4", "--d_hidden=8,8",
         "--g_hidden=8"]
 
@@ -53,7 +55,17 @@ def runs(tmp_path_factory):
     }
     procs = {case: start("cli.evaluate", f"--data={data}", f"--output={folder / case}", *args)
              for case, (data, args) in cases.items()}
+    data_dir = folder / "data"
+    data_dir.mkdir()
+    write_npz(data_dir / "1_first.npz", seed=1)
+    write_npz(data_dir / "2_second.npz", seed=2)
+    procs["benchmark"] = start("cli.benchmark", *benchmark_args(folder))
     return {case: (folder / case, finish(proc)) for case, proc in procs.items()}
+
+
+def benchmark_args(folder, folds=2):
+    return [f"--data_dir={folder / 'data'}", "--methods=gmm,ocnn_neighbor", f"--folds={folds}",
+            f"--output={folder / 'benchmark'}"]
 
 
 @pytest.fixture(scope="module")
@@ -101,21 +113,18 @@ def test_evaluate_without_anomalies_says_so_and_still_reports_normal_accuracy(ru
     assert rows[0]["auroc"] == "" and float(rows[0]["normal_accuracy"]) > 0.9
 
 
-def test_benchmark_tables_every_dataset_and_resumes(tmp_path):
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    write_npz(data_dir / "1_first.npz", seed=1)
-    write_npz(data_dir / "2_second.npz", seed=2)
-    args = [f"--data_dir={data_dir}", "--methods=gmm,ocnn_neighbor", "--folds=2",
-            f"--output={tmp_path}/bench"]
-    code, out, err = run("cli.benchmark", *args)
+def test_benchmark_tables_every_dataset_and_resumes(runs):
+    folder, (code, out, err) = runs["benchmark"]
     assert code == 0, err[-5:]
-    lines = (tmp_path / "bench" / "rows.jsonl").read_text().splitlines()
+    lines = (folder / "rows.jsonl").read_text().splitlines()
     assert len(lines) == 2 * 2 * 2
-    table = (tmp_path / "bench" / "results.md").read_text()
+    table = (folder / "results.md").read_text()
     assert "| first |" in table and "| second |" in table and "| avg rank |" in table
-    code, out, _ = run("cli.benchmark", *args)  # everything done: nothing reruns
+    base = folder.parent
+    again, other = start("cli.benchmark", *benchmark_args(base)), start(
+        "cli.benchmark", *benchmark_args(base, folds=3))
+    code, out, _ = finish(again)  # everything done: nothing reruns
     assert code == 0 and "fold" not in out.split("# Benchmark")[0]
-    assert len((tmp_path / "bench" / "rows.jsonl").read_text().splitlines()) == 8
-    code, _, err = run("cli.benchmark", *args[:-1], "--folds=3", args[-1])
+    assert len((folder / "rows.jsonl").read_text().splitlines()) == 8
+    code, _, err = finish(other)
     assert code == 2 and "other settings (folds)" in err[-1]

@@ -29,21 +29,38 @@ def good_rows(n=200, seed=0):
     return [list(r) + [lab] for r, lab in zip(x, labels, strict=False)]
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "cli.train", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+def start_cli(*args):
+    return subprocess.Popen([sys.executable, "-m", "cli.train", *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finish(proc):
+    out, err = proc.communicate(timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 @pytest.fixture(scope="module")
-def trained_workdir(tmp_path_factory):
+def cli_processes(tmp_path_factory):
+    """The two cli.train processes of this file, started together.
+
+    "trained" trains on a small labelled CSV from a flagfile; "missing" names a file that
+    does not exist. Returns ({name: CompletedProcess}, folder).
+    """
     folder = tmp_path_factory.mktemp("cli")
     csv = write_csv(folder / "data.csv", good_rows())
     flagfile = folder / "tiny.flags"
     flagfile.write_text(TINY_FLAGS + f"--data={csv}\n--label_column=label\n--normal_label=0\n"
                         f"--workdir={folder / 'work'}\n")
-    result = run_cli(f"--flagfile={flagfile}")
+    procs = {"trained": start_cli(f"--flagfile={flagfile}"),
+             "missing": start_cli(f"--data={folder / 'missing.csv'}", f"--workdir={folder / 'w'}")}
+    return {name: finish(proc) for name, proc in procs.items()}, folder
+
+
+@pytest.fixture(scope="module")
+def trained_workdir(cli_processes):
+    result = cli_processes[0]["trained"]
     assert result.returncode == 0, result.stderr[-2000:]
-    return folder / "work", result
+    return cli_processes[1] / "work", result
 
 
 def test_cli_writes_config_model_metrics_and_logs(trained_workdir):
@@ -113,9 +130,9 @@ def test_bad_config_value_is_one_line(tmp_path, capsys):
     assert code == 2 and "prior='gaussian'" in err and len(err.strip().splitlines()) == 1
 
 
-def test_cli_process_prints_no_traceback_on_bad_input(tmp_path):
-    result = run_cli(f"--data={tmp_path / 'missing.csv'}", f"--workdir={tmp_path / 'w'}")
+def test_cli_process_prints_no_traceback_on_bad_input(cli_processes):
+    result, folder = cli_processes[0]["missing"], cli_processes[1]
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
-    assert not (tmp_path / "w").exists()
+    assert not (folder / "w").exists()

@@ -13,49 +13,35 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from tiny import TINY_EXPORT_MODEL, tiny_rows
 
 from mmocgan_tf import MMOCGAN, export, reference
 
 
-def rows(n, seed=0):
-    return (np.random.default_rng(seed).normal(size=(n, 3)) * [1, 10, 100] + 5).astype("float32")
-
-
-@pytest.fixture(scope="module")
-def model():
-    m = MMOCGAN(num_features=3, feature_names=["volt", "amp", "temp"], num_modes=2, z_dim=4,
-                d_hidden=(8, 8), g_hidden=(8,), target_epochs=1)
-    m.compile(steps_per_execution=4)
-    m.fit(rows(200), epochs=1, batch_size=50, verbose=0)
-    return m
-
-
-@pytest.fixture(scope="module")
-def exported(model, tmp_path_factory):
-    return export.export_saved_model(model, str(tmp_path_factory.mktemp("sm") / "demo"))
-
-
-@pytest.mark.parametrize("batch", [1, 7, 300])
-def test_reloaded_savedmodel_gives_the_live_models_outputs(model, exported, batch):
-    signature = tf.saved_model.load(exported).signatures["serving_default"]
-    x = rows(batch, seed=batch)
-    out = signature(features=tf.constant(x))
-    live = model.predict(x, verbose=0)
+def assert_outputs_equal(out, live):
     assert set(out) == {"score", "is_anomaly", "mode", "mode_probs"}
     np.testing.assert_allclose(out["score"].numpy(), live["score"], rtol=1e-5, atol=1e-7)
     np.testing.assert_array_equal(out["is_anomaly"].numpy(), live["is_anomaly"])
     np.testing.assert_array_equal(out["mode"].numpy(), live["mode"])
-    np.testing.assert_allclose(out["mode_probs"].numpy(), live["mode_probs"], rtol=1e-5)
+    np.testing.assert_allclose(out["mode_probs"].numpy(), live["mode_probs"], rtol=1e-5,
+                               atol=1e-7)  # far rows have probabilities near 1e-30
 
 
-def test_score_signature_returns_the_score_alone(model, exported):
-    out = tf.saved_model.load(exported).signatures["score"](features=tf.constant(rows(4)))
+@pytest.mark.parametrize("batch", [1, 7, 300])
+def test_reloaded_savedmodel_gives_the_live_models_outputs(tiny_model, tiny_export, batch):
+    signature = tf.saved_model.load(tiny_export).signatures["serving_default"]
+    x = tiny_rows(batch, seed=batch)
+    assert_outputs_equal(signature(features=tf.constant(x)), tiny_model.predict(x, verbose=0))
+
+
+def test_score_signature_returns_the_score_alone(tiny_export):
+    out = tf.saved_model.load(tiny_export).signatures["score"](features=tf.constant(tiny_rows(4)))
     assert list(out) == ["score"]
 
 
-def test_saved_model_cli_lists_named_signatures(exported):
+def test_saved_model_cli_lists_named_signatures(tiny_export):
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    result = subprocess.run([cli, "show", "--dir", exported, "--all"], capture_output=True,
+    result = subprocess.run([cli, "show", "--dir", tiny_export, "--all"], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-500:]
     for name in ("signature_def['serving_default']", "signature_def['score']",
@@ -64,22 +50,22 @@ def test_saved_model_cli_lists_named_signatures(exported):
     assert "args_0" not in result.stdout and "output_0" not in result.stdout
 
 
-def test_metadata_names_features_and_threshold(model, exported):
-    meta = export.read_metadata(exported)
-    assert meta["feature_names"] == ["volt", "amp", "temp"]
+def test_metadata_names_features_and_threshold(tiny_model, tiny_export):
+    meta = export.read_metadata(tiny_export)
+    assert meta["feature_names"] == ["a", "b", "c"]
     assert meta["num_modes"] == 2 and meta["package_version"]
     # The default variant's score is -logit, so its threshold is -threshold_logit.
-    assert meta["threshold_score"] == pytest.approx(-float(model.threshold_logit.numpy()))
+    assert meta["threshold_score"] == pytest.approx(-float(tiny_model.threshold_logit.numpy()))
     assert len(meta["training_statistics"]["feature_mean"]) == 3
 
 
-def test_versions_count_up_and_are_never_overwritten(model, tmp_path):
+def test_versions_count_up_and_are_never_overwritten(tiny_model, tmp_path):
     base = str(tmp_path / "m")
-    assert export.export_saved_model(model, base).endswith(os.sep + "1")
-    assert export.export_saved_model(model, base).endswith(os.sep + "2")
+    assert export.export_saved_model(tiny_model, base).endswith(os.sep + "1")
+    assert export.export_saved_model(tiny_model, base).endswith(os.sep + "2")
     before = os.listdir(os.path.join(base, "1"))
     with pytest.raises(export.ExportError, match="never overwritten"):
-        export.export_saved_model(model, base, version=1)
+        export.export_saved_model(tiny_model, base, version=1)
     assert os.listdir(os.path.join(base, "1")) == before
     assert sorted(os.listdir(base)) == ["1", "2"]  # no temporary folders left behind
     assert export.latest_version_dir(base) == os.path.join(base, "2")
@@ -93,27 +79,17 @@ VARIANTS = {"none": dict(reference="none"),
 def variant(request, tmp_path_factory):
     """(name, fitted model, reloaded serving_default, path): the paper or the local variant."""
     keras.utils.set_random_seed(0)  # else the weights depend on the tests that ran before
-    m = MMOCGAN(num_features=3, num_modes=2, z_dim=4, d_hidden=(8, 8), g_hidden=(8,),
-                target_epochs=1, **VARIANTS[request.param])
+    m = MMOCGAN(num_features=3, **TINY_EXPORT_MODEL, **VARIANTS[request.param])
     m.compile(steps_per_execution=4)
-    m.fit(rows(200), epochs=1, batch_size=50, verbose=0)
+    m.fit(tiny_rows(200), epochs=1, batch_size=50, verbose=0)
     path = export.export_saved_model(m, str(tmp_path_factory.mktemp(request.param) / "m"))
     return request.param, m, tf.saved_model.load(path).signatures["serving_default"], path
-
-
-def assert_outputs_equal(out, live):
-    assert set(out) == {"score", "is_anomaly", "mode", "mode_probs"}
-    np.testing.assert_allclose(out["score"].numpy(), live["score"], rtol=1e-5, atol=1e-7)
-    np.testing.assert_array_equal(out["is_anomaly"].numpy(), live["is_anomaly"])
-    np.testing.assert_array_equal(out["mode"].numpy(), live["mode"])
-    np.testing.assert_allclose(out["mode_probs"].numpy(), live["mode_probs"], rtol=1e-5,
-                               atol=1e-7)  # far rows have probabilities near 1e-30
 
 
 def test_variant_savedmodel_gives_the_live_models_outputs(variant):
     name, model, signature, path = variant
     # The training rows (the quantile threshold flags 1 of them), new ones and far ones.
-    x = np.concatenate([rows(200), rows(300, seed=5), rows(20, seed=6) * 30])
+    x = np.concatenate([tiny_rows(200), tiny_rows(300, seed=5), tiny_rows(20, seed=6) * 30])
     live = model.predict(x, verbose=0)
     out = signature(features=tf.constant(x))
     assert_outputs_equal(out, live)
@@ -140,6 +116,6 @@ def test_local_variant_scores_more_rows_than_one_chunk(variant):
     _, model, signature, _ = variant
     components = reference.LOCAL_COMPONENTS + 1
     chunk = reference._MAX_FLOATS // (components * model.num_features)
-    x = rows(chunk + 1001, seed=7)  # two chunks, the second one padded
+    x = tiny_rows(chunk + 1001, seed=7)  # two chunks, the second one padded
     live = model.predict(x, batch_size=4096, verbose=0)  # each batch in one chunk
     assert_outputs_equal(signature(features=tf.constant(x)), live)

@@ -94,23 +94,34 @@ def test_tsne_budget_is_shared_fairly_across_groups():
     assert plots._shares([3, 2, 1], 2000) == [3, 2, 1]
 
 
-def run_cli(*args):
+@pytest.fixture(scope="module")
+def cli_runs(results_dir, tmp_path_factory):
+    """Both cli.plot runs, started together (each spends most of its time importing)."""
+    folder = tmp_path_factory.mktemp("cli")
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "cli.plot", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    args = {"good": [f"--results={results_dir}", f"--output={folder / 'figs'}"],
+            "bad_dir": [f"--results={folder / 'nope'}"]}
+    procs = {name: subprocess.Popen([sys.executable, "-m", "cli.plot", *a], cwd=ROOT, env=env,
+                                    text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for name, a in args.items()}
+    done = {}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return done, folder
 
 
-def test_cli_end_to_end(results_dir, tmp_path):
-    out = tmp_path / "figs"
-    result = run_cli(f"--results={results_dir}", f"--output={out}")
+def test_cli_end_to_end(cli_runs):
+    done, folder = cli_runs
+    result = done["good"]
     assert result.returncode == 0, result.stderr[-2000:]
     printed = result.stdout.split()
     assert_pngs(printed, ALL_FIGURES)
-    assert all(os.path.dirname(p) == str(out) for p in printed)
+    assert all(os.path.dirname(p) == str(folder / "figs") for p in printed)
 
 
-def test_cli_bad_dir_exits_2_with_one_error_line(tmp_path):
-    result = run_cli(f"--results={tmp_path / 'nope'}")
+def test_cli_bad_dir_exits_2_with_one_error_line(cli_runs):
+    result = cli_runs[0]["bad_dir"]
     assert result.returncode == 2
     # importing mmocgan_tf loads TensorFlow, whose C++ start-up lines come first
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

@@ -190,6 +190,7 @@ def test_cli_export_threshold_is_a_score_for_the_paper_variant(paper_workdir, cl
     np.testing.assert_array_equal(out["is_anomaly"][~near], out["score"][~near] > threshold)
 
 
+@pytest.mark.slow
 def test_cli_score_end_to_end_and_bad_model_path(run_and_export, tmp_path):
     _, base, names = run_and_export
     csv = write_csv(tmp_path / "new.csv", np.zeros((4, 3)), names)

@@ -1,7 +1,7 @@
 """Serving clients, models.config and cli.predict against a TF Serving stand-in on loopback.
 
-A tiny MMOCGAN is trained and exported once (the real export_saved_model); the stand-in
-(tests/serving_standin.py) serves it over gRPC and REST on 127.0.0.1. Deadlines and
+The session's tiny export (conftest.py, the real export_saved_model) is served by the
+stand-in (tests/serving_standin.py) over gRPC and REST on 127.0.0.1. Deadlines and
 retries are tested against faults the stand-in injects on purpose (a late answer, the first
 requests refused), counting the attempts it saw. The cli.predict runs are subprocesses
 started together, since each pays for importing TensorFlow.
@@ -28,8 +28,6 @@ from serving_standin import StandInServer  # noqa: E402
 from tensorflow_serving.config import model_server_config_pb2  # noqa: E402
 from tiny import ROOT  # noqa: E402
 
-from mmocgan_tf import MMOCGAN  # noqa: E402
-from mmocgan_tf.export import export_saved_model  # noqa: E402
 from mmocgan_tf.serving import (  # noqa: E402
     GrpcClient,
     RestClient,
@@ -53,15 +51,12 @@ def free_port():
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """base/tiny/1 from export_saved_model and base/tiny/2, a copy, to test version choice."""
-    model = MMOCGAN(num_features=3, feature_names=["a", "b", "c"], num_modes=2, z_dim=4,
-                    d_hidden=(8, 8), g_hidden=(8,), target_epochs=1)
-    model.compile(steps_per_execution=4)
-    model.fit(rows(200, seed=0), epochs=1, batch_size=50, verbose=0)
+def exported(tiny_export, tmp_path_factory):
+    """base/tiny/1, the shared export, and base/tiny/2, a copy, to test version choice."""
     base = tmp_path_factory.mktemp("served")
-    first = export_saved_model(model, str(base / "tiny"))
-    shutil.copytree(first, base / "tiny" / "2")
+    first = str(base / "tiny" / "1")
+    shutil.copytree(tiny_export, first)
+    shutil.copytree(tiny_export, base / "tiny" / "2")
     return base, first
 
 

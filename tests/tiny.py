@@ -9,6 +9,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The networks of every tiny in-process model: a fit takes seconds on 2 cores.
 TINY_MODEL = dict(num_modes=3, z_dim=4, d_hidden=(16, 16), g_hidden=(16,))
 
+# The model of the shared fitted model and its export (conftest.py).
+TINY_EXPORT_MODEL = dict(num_modes=2, z_dim=4, d_hidden=(8, 8), g_hidden=(8,), target_epochs=1)
+
+
+def tiny_rows(n, seed=0):
+    """Raw rows of three features with scales 1, 10 and 100 around 5."""
+    return (np.random.default_rng(seed).normal(size=(n, 3)) * [1, 10, 100] + 5).astype("float32")
+
+
 # One flag per line, for flagfiles; seconds per fit on 2 cores.
 TINY_FLAGS = """--epochs=2
 --target_epochs=2

@@ -3,13 +3,11 @@
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from test_evaluation import blobs
-from tiny import ROOT
+from tiny import finish, start_module
 
 pytestmark = pytest.mark.slow  # every test here reads the runs of one slow fixture
 
@@ -17,18 +15,10 @@ TINY = ["--epochs=1", "--target_epochs=1", "--num_modes=2", "--z_dim=4", "--d_hi
         "--g_hidden=8"]
 
 
-def start(module, *args):
-    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def finish(proc):
-    out, err = proc.communicate(timeout=600)
-    return proc.returncode, out, err.strip().splitlines()
-
-
-def run(module, *args):
-    return finish(start(module, *args))
+def outcome(proc):
+    """(exit code, stdout, stderr lines) of a started process."""
+    result = finish(proc, timeout=600)
+    return result.returncode, result.stdout, result.stderr.strip().splitlines()
 
 
 def write_npz(path, n_normal=200, n_anomaly=10, seed=0):
@@ -53,14 +43,15 @@ def runs(tmp_path_factory):
         "no_anomalies": (write_npz(folder / "none.npz", n_anomaly=0),
                          ["--methods=ocnn_neighbor", "--folds=2"]),
     }
-    procs = {case: start("cli.evaluate", f"--data={data}", f"--output={folder / case}", *args)
+    procs = {case: start_module("cli.evaluate", f"--data={data}", f"--output={folder / case}",
+                                *args)
              for case, (data, args) in cases.items()}
     data_dir = folder / "data"
     data_dir.mkdir()
     write_npz(data_dir / "1_first.npz", seed=1)
     write_npz(data_dir / "2_second.npz", seed=2)
-    procs["benchmark"] = start("cli.benchmark", *benchmark_args(folder))
-    return {case: (folder / case, finish(proc)) for case, proc in procs.items()}
+    procs["benchmark"] = start_module("cli.benchmark", *benchmark_args(folder))
+    return {case: (folder / case, outcome(proc)) for case, proc in procs.items()}
 
 
 def benchmark_args(folder, folds=2):
@@ -121,10 +112,10 @@ def test_benchmark_tables_every_dataset_and_resumes(runs):
     table = (folder / "results.md").read_text()
     assert "| first |" in table and "| second |" in table and "| avg rank |" in table
     base = folder.parent
-    again, other = start("cli.benchmark", *benchmark_args(base)), start(
-        "cli.benchmark", *benchmark_args(base, folds=3))
-    code, out, _ = finish(again)  # everything done: nothing reruns
+    again = start_module("cli.benchmark", *benchmark_args(base))
+    other = start_module("cli.benchmark", *benchmark_args(base, folds=3))
+    code, out, _ = outcome(again)  # everything done: nothing reruns
     assert code == 0 and "fold" not in out.split("# Benchmark")[0]
     assert len((folder / "rows.jsonl").read_text().splitlines()) == 8
-    code, _, err = finish(other)
+    code, _, err = outcome(other)
     assert code == 2 and "other settings (folds)" in err[-1]

@@ -2,13 +2,11 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from absl import flags
-from tiny import ROOT, TINY_FLAGS
+from tiny import TINY_FLAGS, finish, start_module
 
 from cli import train as train_cli
 
@@ -29,16 +27,6 @@ def good_rows(n=200, seed=0):
     return [list(r) + [lab] for r, lab in zip(x, labels, strict=False)]
 
 
-def start_cli(*args):
-    return subprocess.Popen([sys.executable, "-m", "cli.train", *args], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def finish(proc):
-    out, err = proc.communicate(timeout=300)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
 @pytest.fixture(scope="module")
 def cli_processes(tmp_path_factory):
     """The two cli.train processes of this file, started together.
@@ -51,8 +39,9 @@ def cli_processes(tmp_path_factory):
     flagfile = folder / "tiny.flags"
     flagfile.write_text(TINY_FLAGS + f"--data={csv}\n--label_column=label\n--normal_label=0\n"
                         f"--workdir={folder / 'work'}\n")
-    procs = {"trained": start_cli(f"--flagfile={flagfile}"),
-             "missing": start_cli(f"--data={folder / 'missing.csv'}", f"--workdir={folder / 'w'}")}
+    procs = {"trained": start_module("cli.train", f"--flagfile={flagfile}"),
+             "missing": start_module("cli.train", f"--data={folder / 'missing.csv'}",
+                                     f"--workdir={folder / 'w'}")}
     return {name: finish(proc) for name, proc in procs.items()}, folder
 
 

@@ -1,13 +1,11 @@
 """mmocgan_tf.plots and cli.plot: synthetic figure_data.npz in, PNG figures out."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
-from tiny import ROOT
+from tiny import ROOT, finish, start_module
 
 pytest.importorskip("matplotlib", reason="the plots extra is not installed")
 
@@ -101,14 +99,8 @@ def cli_runs(results_dir, tmp_path_factory):
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
     args = {"good": [f"--results={results_dir}", f"--output={folder / 'figs'}"],
             "bad_dir": [f"--results={folder / 'nope'}"]}
-    procs = {name: subprocess.Popen([sys.executable, "-m", "cli.plot", *a], cwd=ROOT, env=env,
-                                    text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for name, a in args.items()}
-    done = {}
-    for name, proc in procs.items():
-        out, err = proc.communicate(timeout=300)
-        done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-    return done, folder
+    procs = {name: start_module("cli.plot", *a, env=env) for name, a in args.items()}
+    return {name: finish(proc) for name, proc in procs.items()}, folder
 
 
 def test_cli_end_to_end(cli_runs):

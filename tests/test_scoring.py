@@ -8,36 +8,15 @@ together, since each spends most of its time importing TensorFlow.
 
 import json
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from tiny import ROOT, TINY_ARGS
+from tiny import TINY_ARGS, finish, run_module, start_module
 
 from mmocgan_tf import data, export, scoring, training
 from mmocgan_tf.config import ModelConfig, TrainConfig
-
-
-def run(module, *args):
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
-
-
-def start(module, *args):
-    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def finish(proc, timeout=300):
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def write_csv(path, x, names):
@@ -55,8 +34,8 @@ def run_and_export(tmp_path_factory):
     names = ["a", "b", "c"]
     x = np.random.default_rng(0).normal(size=(200, 3))
     csv = write_csv(folder / "train.csv", x, names)
-    result = run("cli.train", f"--data={csv}", "--feature_columns=a,b,c",
-                 f"--workdir={folder / 'work'}", f"--export_dir={folder / 'sm'}", *TINY_ARGS)
+    result = run_module("cli.train", f"--data={csv}", "--feature_columns=a,b,c",
+                        f"--workdir={folder / 'work'}", f"--export_dir={folder / 'sm'}", *TINY_ARGS)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "exported SavedModel" in result.stdout
     return folder / "work", folder / "sm", names
@@ -132,7 +111,7 @@ def cli_exports(run_and_export, paper_workdir):
             "clash": (workdir, base, "--version=1"),
             "quantile": (workdir, folder / "q", "--threshold_quantile=0.9"),
             "paper_threshold": (paper_workdir, folder / "pt", f"--threshold={median:.6f}")}
-    procs = {name: start("cli.export", f"--workdir={w}", f"--export_dir={b}", flag)
+    procs = {name: start_module("cli.export", f"--workdir={w}", f"--export_dir={b}", flag)
              for name, (w, b, flag) in runs.items()}
     # The paper's quantile path in this process, meanwhile: what cli.export calls.
     export.export_workdir(str(paper_workdir), str(folder / "pq"), threshold_quantile=0.8)
@@ -194,11 +173,12 @@ def test_cli_export_threshold_is_a_score_for_the_paper_variant(paper_workdir, cl
 def test_cli_score_end_to_end_and_bad_model_path(run_and_export, tmp_path):
     _, base, names = run_and_export
     csv = write_csv(tmp_path / "new.csv", np.zeros((4, 3)), names)
-    result = run("cli.score", f"--model={base}", f"--data={csv}", f"--output={tmp_path}/o.csv")
+    result = run_module("cli.score", f"--model={base}", f"--data={csv}",
+                        f"--output={tmp_path}/o.csv")
     assert result.returncode == 0, result.stderr[-2000:]
     assert len((tmp_path / "o.csv").read_text().splitlines()) == 5
-    result = run("cli.score", f"--model={tmp_path}/none", f"--data={csv}",
-                 f"--output={tmp_path}/p.csv")
+    result = run_module("cli.score", f"--model={tmp_path}/none", f"--data={csv}",
+                        f"--output={tmp_path}/p.csv")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "no such model folder" in result.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "p.csv").exists()

@@ -11,8 +11,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 
@@ -26,7 +24,7 @@ import tensorflow as tf  # noqa: E402
 from google.protobuf import text_format  # noqa: E402
 from serving_standin import StandInServer  # noqa: E402
 from tensorflow_serving.config import model_server_config_pb2  # noqa: E402
-from tiny import ROOT  # noqa: E402
+from tiny import finish, start_module  # noqa: E402
 
 from mmocgan_tf.serving import (  # noqa: E402
     GrpcClient,
@@ -265,19 +263,8 @@ def test_models_config_parses_as_model_server_config(tmp_path):
 
 def start_cli(folder, name, *args):
     """Starts `python -m cli.predict` on folder/in.csv, writing folder/NAME.csv."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "cli.predict", "--model_name=tiny", f"--data={folder / 'in.csv'}",
-         f"--output={folder / name}.csv", *args],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish(proc, timeout=120):
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-    return proc.returncode, out, err
+    return start_module("cli.predict", "--model_name=tiny", f"--data={folder / 'in.csv'}",
+                        f"--output={folder / name}.csv", *args)
 
 
 @pytest.fixture(scope="module")
@@ -305,7 +292,8 @@ def cli_runs(server, cli_folder, exported):
                                "--rest", "--batch_size=7", "--feature_columns=a,b,c"),
              "down": start_cli(folder, "down", f"--server=127.0.0.1:{free_port()}", "--rest",
                                "--feature_columns=a,b,c")}
-    return {name: finish(proc) for name, proc in procs.items()}
+    done = {name: finish(proc, timeout=120) for name, proc in procs.items()}
+    return {name: (r.returncode, r.stdout, r.stderr) for name, r in done.items()}
 
 
 @pytest.mark.slow  # cli_runs: three subprocesses importing TensorFlow

@@ -1,6 +1,8 @@
 """Shared by the tests that run the CLIs: the repository root and a tiny training config."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 
@@ -38,3 +40,28 @@ def expected_flagged(n, share):
     A threshold at the q-quantile of n training scores flags exactly this many of them.
     """
     return int(np.floor((n - 1) * share)) + 1
+
+
+def start_module(module, *args, env=None):
+    """Starts `python -m module args` in the repository root with its output piped.
+
+    Tests start the processes they need together and finish them afterwards: each spends
+    most of its time importing TensorFlow, so they share the cores instead of queueing.
+    """
+    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finish(proc, timeout=300):
+    """Waits for a started process, killing it past `timeout`; a CompletedProcess."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def run_module(module, *args, env=None, timeout=300):
+    """Runs `python -m module args` in the repository root; a CompletedProcess."""
+    return finish(start_module(module, *args, env=env), timeout)

@@ -18,12 +18,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports Te
 
 import csv  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 
 from absl import app, flags  # noqa: E402
 
 from mmocgan_tf import export  # noqa: E402
 from mmocgan_tf.data import DataError, load_data  # noqa: E402
+from mmocgan_tf.files import atomic_write  # noqa: E402
 from mmocgan_tf.serving import RestClient, ServingError  # noqa: E402
 
 flags.DEFINE_string("server", None, "host:port: the gRPC port (8500) or, with --rest, the "
@@ -88,20 +88,12 @@ def score_file():
     if "score" not in columns:
         raise DataError(f"signature {FLAGS.signature!r} has no score output")
     out = client.predict(data.x)
-    fd, staging = tempfile.mkstemp(prefix=f".{os.path.basename(FLAGS.output)}.",
-                                   suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(columns)
-            values = [out[name].astype(int) if name != "score" else out[name] for name in columns]
-            for row in zip(*values, strict=True):
-                writer.writerow([f"{row[0]:.9g}", *(int(v) for v in row[1:])])
-        os.replace(staging, FLAGS.output)
-    except BaseException:
-        if os.path.exists(staging):
-            os.unlink(staging)
-        raise
+    with atomic_write(FLAGS.output, newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        values = [out[name].astype(int) if name != "score" else out[name] for name in columns]
+        for row in zip(*values, strict=True):
+            writer.writerow([f"{row[0]:.9g}", *(int(v) for v in row[1:])])
     anomalies = int(out["is_anomaly"].sum()) if "is_anomaly" in out else "none"
     return len(data.x), anomalies
 

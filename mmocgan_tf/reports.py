@@ -6,18 +6,16 @@ half-written table over a good one.
 
 import csv
 import json
-import os
 
 import numpy as np
 
 from mmocgan_tf.evaluation import COLUMNS, RANKING_METRICS, RULE_METRICS, average_ranks
+from mmocgan_tf.files import atomic_write
 
 
 def write_text(path, text):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with atomic_write(path) as handle:
         handle.write(text)
-    os.replace(tmp, path)
 
 
 def write_json(path, value):
@@ -26,13 +24,11 @@ def write_json(path, value):
 
 def write_csv(path, rows):
     """One line per result row, in COLUMNS order (empty cells for undefined values)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+    with atomic_write(path, newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in COLUMNS})
-    os.replace(tmp, path)
 
 
 def _plain(value):

@@ -4,14 +4,13 @@ Reads the input in chunks and writes the output CSV to a temporary file that is 
 only when every row was scored, so a failure never leaves a partial file that looks done.
 """
 
-import os
-import tempfile
 
 import numpy as np
 import tensorflow as tf
 
 from mmocgan_tf import data as data_lib
 from mmocgan_tf import export
+from mmocgan_tf.files import atomic_write
 
 OUTPUT_COLUMNS = ("score", "is_anomaly", "mode")
 
@@ -33,23 +32,15 @@ def score_file(model_path, data_path, output_path, chunk_rows=65536):
       DataError: the data does not fit the model (missing columns, bad cells).
     """
     signature, meta = load_exported(model_path)
-    folder = os.path.dirname(os.path.abspath(output_path))
-    handle, temporary = tempfile.mkstemp(prefix=".scoring-", suffix=".csv", dir=folder)
     rows = 0
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(",".join(OUTPUT_COLUMNS) + "\n")
-            for chunk in data_lib.iter_feature_chunks(data_path, meta["feature_names"],
-                                                      chunk_rows):
-                result = signature(features=tf.constant(chunk))
-                block = np.column_stack([
-                    result["score"].numpy().astype(np.float64),
-                    result["is_anomaly"].numpy().astype(np.int64),
-                    result["mode"].numpy().astype(np.int64)])
-                np.savetxt(out, block, fmt=("%.9g", "%d", "%d"), delimiter=",")
-                rows += len(chunk)
-        os.replace(temporary, output_path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    with atomic_write(output_path) as out:
+        out.write(",".join(OUTPUT_COLUMNS) + "\n")
+        for chunk in data_lib.iter_feature_chunks(data_path, meta["feature_names"], chunk_rows):
+            result = signature(features=tf.constant(chunk))
+            block = np.column_stack([
+                result["score"].numpy().astype(np.float64),
+                result["is_anomaly"].numpy().astype(np.int64),
+                result["mode"].numpy().astype(np.int64)])
+            np.savetxt(out, block, fmt=("%.9g", "%d", "%d"), delimiter=",")
+            rows += len(chunk)
     return rows

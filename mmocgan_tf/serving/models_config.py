@@ -27,8 +27,9 @@ saved_models/NAME/VERSION:
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
+
+from mmocgan_tf.files import atomic_write
 
 _POLICIES = ("latest", "all")
 
@@ -68,20 +69,8 @@ def write_models_config(path: str | os.PathLike, models: Mapping[str, str],
     text = "\n".join(lines) + "\n"
 
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, staging = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                                   dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(staging, 0o644)  # mkstemp's 0600 would hide it from a server in a container
-        os.replace(staging, path)
-    except BaseException:
-        if os.path.exists(staging):
-            os.unlink(staging)
-        raise
+    with atomic_write(path) as f:
+        f.write(text)
     return path
 
 

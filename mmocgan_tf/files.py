@@ -1,0 +1,51 @@
+"""Writing a file so that no reader, and no crash, ever sees half of it.
+
+Every file the package writes in place (result tables, scored rows, models.config) goes
+through atomic_write: the text goes to a hidden temporary sibling, which replaces the target
+only once it is complete and on disk. An interrupted or failed write leaves the old file (or
+none) and no temporary behind.
+"""
+
+import contextlib
+import os
+import tempfile
+
+__all__ = ["atomic_write"]
+
+
+@contextlib.contextmanager
+def atomic_write(path, newline=None, encoding="utf-8"):
+    """Opens a text file that appears at `path` only when the block ends without an error.
+
+    The file gets the permissions a plain open() would give it (0666 less the umask), not
+    the 0600 of a temporary file, so a server in a container can read a models.config.
+
+    Args:
+      path: the file to write; its folder must exist.
+      newline, encoding: as for open(); pass newline="" for the csv module.
+
+    Yields:
+      The open text handle.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, staging = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+                                   dir=folder)
+    try:
+        with os.fdopen(fd, "w", newline=newline, encoding=encoding) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(staging, 0o666 & ~_umask())
+        os.replace(staging, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staging)
+        raise
+
+
+def _umask():
+    """The process's umask (reading it means setting it, so it is set back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

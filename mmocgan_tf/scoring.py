@@ -4,7 +4,6 @@ Reads the input in chunks and writes the output CSV to a temporary file that is 
 only when every row was scored, so a failure never leaves a partial file that looks done.
 """
 
-
 import numpy as np
 import tensorflow as tf
 

@@ -1,7 +1,7 @@
 """tf.distribute: choosing the strategy, exact mirrored steps, and two-process clusters.
 
 Logical CPU devices and multi-worker clusters can only be set up before TensorFlow starts,
-so those checks run in fresh subprocesses. Each subprocess pays about 10 s for importing
+so those checks run in fresh subprocesses. Each subprocess spends most of its time importing
 TensorFlow, so the module starts them together (the `runs` fixture) and the tests then read
 what each one printed or wrote. Exact comparisons with one device fix the noise (codes are
 argmax Q(c|x), the prior's z a fixed function of the code, q's negatives one fixed row),

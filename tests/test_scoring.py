@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from tiny import TINY_ARGS, finish, run_module, start_module
+from tiny import TINY_ARGS, expected_flagged, finish, run_module, start_module
 
 from mmocgan_tf import data, export, scoring, training
 from mmocgan_tf.config import ModelConfig, TrainConfig
@@ -141,9 +141,7 @@ def test_cli_export_threshold_quantile_flags_that_share_of_training_rows(
     base = workdir.parent / {"quantile": "q", "paper_quantile": "pq"}[name]
     out, meta = exported_outputs(base, x)
     assert meta["model_config"]["reference"] == ("none" if name.startswith("paper") else "gmm")
-    # A threshold at the q-quantile (linear interpolation) of n distinct training scores
-    # leaves floor((1 - q) * (n - 1)) + 1 of them above it.
-    flagged = int(np.floor((1 - quantile) * (len(x) - 1))) + 1
+    flagged = expected_flagged(len(x), 1 - quantile)
     assert out["is_anomaly"].sum() == flagged
     ranked = np.sort(out["score"])
     assert ranked[-flagged - 1] <= meta["threshold_score"] <= ranked[-flagged]

@@ -18,9 +18,10 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from mmocgan_tf import MMOCGANDetector, data  # noqa: E402
-from mmocgan_tf.baselines import parse_value  # noqa: E402
-from mmocgan_tf.metrics import detection_metrics  # noqa: E402
+from mmocgan_tf import MMOCGANDetector  # noqa: E402
+from mmocgan_tf.data import loading as data  # noqa: E402
+from mmocgan_tf.evaluation.baselines import parse_value  # noqa: E402
+from mmocgan_tf.evaluation.metrics import detection_metrics  # noqa: E402
 
 flags.DEFINE_string("data_dir", "", "Folder of ADBench-style .npz files (X, y).")
 flags.DEFINE_list("datasets", ["bundled:thyroid", "synthetic:production_line"],

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 import mmocgan_tf  # noqa: E402
-from mmocgan_tf.data import load_data  # noqa: E402
+from mmocgan_tf.data.loading import load_data  # noqa: E402
 
 flags.DEFINE_string("output", None, "Where to write the scores (.npz).")
 flags.DEFINE_string("compare", None, "An earlier output to compare with.")
@@ -29,7 +29,9 @@ flags.mark_flag_as_required("output")
 FLAGS = flags.FLAGS
 
 VARIANTS = {"default": {}, "paper": {"reference": "none", "target_epochs": 3}}
-OUTPUTS = ("score", "logit", "mode")
+# "normality" was called "logit" before the renovation; either is recorded as normality.
+OUTPUTS = ("score", "normality", "mode")
+RENAMED = {"normality": "logit"}
 
 
 def fingerprint(x, seed):
@@ -42,7 +44,8 @@ def fingerprint(x, seed):
         model.compile(steps_per_execution=8)
         model.fit(x, epochs=3, batch_size=100, verbose=0)
         out = model.predict(x, batch_size=1000, verbose=0)
-        result.update({f"{name}_{key}": np.asarray(out[key]) for key in OUTPUTS})
+        result.update({f"{name}_{key}": np.asarray(out[key] if key in out else out[RENAMED[key]])
+                       for key in OUTPUTS})
     return result
 
 
@@ -55,7 +58,8 @@ def main(argv):
     if FLAGS.compare:
         before = np.load(FLAGS.compare)
         for key in sorted(result):
-            diff = np.max(np.abs(result[key].astype(np.float64) - before[key]))
+            old = key if key in before else key.replace("normality", RENAMED["normality"])
+            diff = np.max(np.abs(result[key].astype(np.float64) - before[old]))
             print(f"{key}_max_abs_diff: {diff:.3g}")
 
 

@@ -1,6 +1,6 @@
 """Predict latency over loopback, gRPC and REST, through this package's serving clients.
 
-It measures the test stand-in (tests/serving_standin.py: Python servers running the
+It measures the test stand-in (mmocgan_tf/deploy/serving/standin.py: Python servers running the
 SavedModel with tf.saved_model.load), NOT tensorflow_model_server: the figures bound what
 the clients, the wire formats and a Python server cost, and say little about the real C++
 server's own latency. The in-process SavedModel call ("local") is printed as the floor.
@@ -17,7 +17,6 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
@@ -25,12 +24,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "tests"))
-from serving_standin import StandInServer  # noqa: E402
-
-from mmocgan_tf import MMOCGAN, export, scoring  # noqa: E402
-from mmocgan_tf.serving import GrpcClient, RestClient  # noqa: E402
+from mmocgan_tf import MMOCGAN  # noqa: E402
+from mmocgan_tf.deploy import export, scoring  # noqa: E402
+from mmocgan_tf.deploy.serving import GrpcClient, RestClient  # noqa: E402
+from mmocgan_tf.deploy.serving.standin import StandInServer  # noqa: E402
 
 flags.DEFINE_string("model", "", "An export base (saved_models/NAME) or a version folder; "
                     "empty: train and export a paper-size model on synthetic data.")

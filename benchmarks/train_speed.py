@@ -15,10 +15,10 @@ model, tracing and the input pipeline, not the data generation or the fold split
     (shuffled each epoch, batched) for E epochs;
   trainer: the benchmark method cli.evaluate runs (baselines.mmocgan.MMOCGANMethod): one
     MMOCGAN compiled with steps_per_execution=... for all folds; each fold after the first
-    calls reinitialize(seed) (fresh weights, optimizer state and noise, the traced train
-    function kept; fold i gives the same model as a fresh one), then fits E passes grouped
-    into Keras epochs of at least 64 steps, and sets the decision threshold at the end (one
-    eager pass of D over x_fold).
+    calls reinit.reinitialize_mmocgan(model, seed) (fresh weights, optimizer state and
+    noise, the traced train function kept; fold i gives the same model as a fresh one),
+    then fits E passes grouped into Keras epochs of at least 64 steps, and sets the
+    decision threshold at the end (one eager pass of D over x_fold).
 
 FLOP model of one training step on a batch of N rows (MAC = one multiply-add = 2 FLOPs):
   M(net) = sum of in*out over a network's dense layers, per row:
@@ -47,7 +47,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from mmocgan_tf import MMOCGAN  # noqa: E402
-from mmocgan_tf.baselines.mmocgan import MMOCGANMethod  # noqa: E402
+from mmocgan_tf.evaluation.baselines.mmocgan import MMOCGANMethod  # noqa: E402
 
 flags.DEFINE_string("data", "synthetic", '"synthetic" or a path to an .npz holding X.')
 flags.DEFINE_integer("rows", 4000, "Rows of the synthetic data.")

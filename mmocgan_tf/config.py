@@ -46,10 +46,11 @@ class ModelConfig:
       threshold_quantile: quantile of the training scores used by the "quantile" rule.
       reference: "gmm" trains D noise-contrastively against a reference density q (a BIC
         Gaussian mixture of at most num_modes components plus a broad Gaussian, see
-        reference.py) and scores -(logit D(x) + log q(x)); log q also replaces T in L_KL, so
-        no target network is trained. "local" does the same with a q of many local
-        Gaussians (each the spread of one neighbourhood of training rows), while L_KL keeps
-        the BIC mixture's log density. "none" is the paper's method (score 1 - D(x)).
+        mmocgan_tf/model/references/) and scores -(logit D(x) + log q(x)); log q also
+        replaces T in L_KL, so no target network is trained. "local" does the same with a
+        q of many local Gaussians (each the spread of one neighbourhood of training rows),
+        while L_KL keeps the BIC mixture's log density. "none" is the paper's method
+        (score 1 - D(x)).
       reference_broad_weight: the broad Gaussian's share of q (the "local" variant as
         measured uses 0).
       reference_broad_scale: its standard deviation, in standardised units.
@@ -116,9 +117,6 @@ class ModelConfig:
                self.reference_broad_weight, "must be in [0, 1)")
         _check(self.reference_broad_scale > 0, "reference_broad_scale",
                self.reference_broad_scale, "must be > 0")
-        _check(self.reference == "none" or self.threshold_rule != "half", "threshold_rule",
-               self.threshold_rule, 'needs reference="none" (D(x) < 0.5 is no rule for a '
-               "log density)")
         return self
 
 

@@ -14,7 +14,7 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from mmocgan_tf.config import ModelConfig
-from mmocgan_tf.model import MMOCGAN
+from mmocgan_tf.model.mmocgan import MMOCGAN
 
 _DEFAULTS = ModelConfig()
 _MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
@@ -25,7 +25,7 @@ class MMOCGANDetector(OutlierMixin, BaseEstimator):
 
     Every argument of ModelConfig is an argument here (see its docstring), with its
     defaults: the noise-contrastive variant (reference="gmm"); reference="none" gives the
-    paper's method. epochs is 300 (as good as the paper's 1000 in our measurements).
+    paper's method. epochs is 300, not the paper's 1000, to keep fits short (docs/RESULTS.md).
 
     Args:
       epochs: training epochs of the complementary GAN (the paper: 1000).
@@ -37,7 +37,7 @@ class MMOCGANDetector(OutlierMixin, BaseEstimator):
 
     Attributes:
       model_: the trained MMOCGAN (a Keras model; save it with model_.save(path)).
-      offset_: decision_function's offset, the model's "logit" at the threshold.
+      offset_: decision_function's offset, the model's normality at the threshold.
       n_features_in_: number of columns seen in fit.
     """
 
@@ -101,7 +101,7 @@ class MMOCGANDetector(OutlierMixin, BaseEstimator):
             steps_per_execution=self.steps_per_execution)
         self.model_.fit(X, epochs=self.epochs, batch_size=min(self.batch_size, len(X)),
                         verbose=self.verbose)
-        self.offset_ = float(self.model_.threshold_logit.numpy())
+        self.offset_ = float(self.model_.normality_threshold.numpy())
         return self
 
     def _outputs(self, X):
@@ -110,8 +110,8 @@ class MMOCGANDetector(OutlierMixin, BaseEstimator):
         return self.model_.predict(X, batch_size=4096, verbose=0)
 
     def score_samples(self, X):
-        """The model's logit: higher = more normal (scikit-learn's orientation)."""
-        return self._outputs(X)["logit"]
+        """The model's normality: higher = more normal (scikit-learn's orientation)."""
+        return self._outputs(X)["normality"]
 
     def decision_function(self, X):
         """score_samples - offset_: negative for rows the threshold calls anomalous."""

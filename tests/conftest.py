@@ -26,6 +26,6 @@ def tiny_model():
 @pytest.fixture(scope="session")
 def tiny_export(tiny_model, tmp_path_factory):
     """tiny_model's SavedModel, exported once: the path of BASE/tiny/1."""
-    from mmocgan_tf.export import export_saved_model
+    from mmocgan_tf.deploy.export import export_saved_model
 
     return export_saved_model(tiny_model, str(tmp_path_factory.mktemp("export") / "tiny"))

@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
+from tiny import blobs
 
-from mmocgan_tf import baselines
-from mmocgan_tf.baselines.dagmm import DAGMMDetector
-from mmocgan_tf.baselines.ocnn_network import OCNNDetector
-from mmocgan_tf.baselines.rda import RDADetector, shrink
+from mmocgan_tf.evaluation import baselines
+from mmocgan_tf.evaluation.baselines.dagmm import DAGMMDetector
+from mmocgan_tf.evaluation.baselines.ocnn_network import OCNNDetector
+from mmocgan_tf.evaluation.baselines.rda import RDADetector, shrink
 
 # Tiny settings: seconds per fit on 2 cores. DAGMM needs a fast learning rate to train its
 # autoencoder in a few steps; RDA's small lambda puts some entries into S.
@@ -21,12 +22,8 @@ TINY = {
 }
 
 
-def blobs(n=300, d=4, seed=0):
-    """Three Gaussian blobs, standardised as the protocol does."""
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(0.0, 3.0, (3, d))
-    x = centers[rng.integers(0, 3, n)] + rng.normal(0.0, 0.5, (n, d))
-    return ((x - x.mean(axis=0)) / x.std(axis=0)).astype(np.float32)
+# The rows every test here trains on: random centres, standardised as the protocol does.
+DATA = dict(spread=3.0, noise=0.5, standardize=True)
 
 
 def make(name):
@@ -37,11 +34,11 @@ def make(name):
 @pytest.fixture(scope="module")
 def fitted():
     """name -> (detector fitted with seed 0, its scores of the rows and of rows + 8 std)."""
-    x = blobs()
+    x = blobs(**DATA)
     results = {}
     for name in TINY:
         detector = make(name).fit(x, seed=0)
-        results[name] = (detector, detector.score_samples(x), detector.score_samples(x + 8.0))
+        results[name] = (detector, detector.anomaly_score(x), detector.anomaly_score(x + 8.0))
     return results
 
 
@@ -72,21 +69,21 @@ def test_ocnn_r_is_the_nu_quantile_of_the_training_outputs(fitted):
 def test_refit_reuses_the_traced_step_and_matches_a_fresh_fit(fitted, name):
     detector = fitted[name][0]
     train_function = detector.model_.train_function
-    x = blobs(seed=1)
+    x = blobs(seed=1, **DATA)
     detector.fit(x, seed=1)
     assert detector.model_.train_function is train_function
     fresh = make(name).fit(x, seed=1)
-    np.testing.assert_allclose(detector.score_samples(x), fresh.score_samples(x), atol=1e-5)
+    np.testing.assert_allclose(detector.anomaly_score(x), fresh.anomaly_score(x), atol=1e-5)
 
 
 def test_dagmm_stays_finite_with_constant_columns_and_extreme_rows():
-    x = blobs()
+    x = blobs(**DATA)
     x = np.c_[np.zeros((len(x), 1), np.float32), x]  # a constant column, standardised to 0
     x[:5] = 0.0  # rows at the training mean: ||x|| = 0 in the relative distance
     test = np.r_[x[:5], np.full((1, 5), 1e30, np.float32), np.full((1, 5), -3.0, np.float32)]
     test[-1, 0] = 1e6  # the constant column moves
     detector = DAGMMDetector(epochs=2, batch_size=100, learning_rate=1e-2).fit(x, seed=0)
-    assert np.isfinite(detector.score_samples(test)).all()
+    assert np.isfinite(detector.anomaly_score(test)).all()
     assert np.isfinite(detector.training_scores(x)).all()
     np.testing.assert_allclose(detector.model_.phi.numpy().sum(), 1.0, rtol=1e-6)
 

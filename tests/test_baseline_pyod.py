@@ -4,32 +4,21 @@ import importlib.util
 
 import numpy as np
 import pytest
+from tiny import blobs, far_rows
 
-from mmocgan_tf.baselines import make_detector, pyod_adapter
-from mmocgan_tf.baselines.pyod_adapter import PyODDetector
+from mmocgan_tf.evaluation.baselines import make_detector, pyod_adapter
+from mmocgan_tf.evaluation.baselines.pyod_adapter import PyODDetector
 
 pytest.importorskip("pyod")  # the adapter imports PyOD only when a detector is made
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 
-def blobs(n=200, seed=0):
-    rng = np.random.default_rng(seed)
-    centers = np.array([[2, 0, 0, 0], [-2, 2, 0, 0], [0, -2, 2, 0]], np.float32)
-    return (centers[rng.integers(0, 3, n)] + 0.3 * rng.normal(size=(n, 4))).astype("float32")
-
-
-def far_rows(n=20, seed=1):
-    directions = np.random.default_rng(seed).normal(size=(n, 4))
-    return (8.0 * directions / np.linalg.norm(directions, axis=1, keepdims=True)).astype(
-        "float32")
-
-
 @pytest.mark.parametrize("name", ["KNN", "IForest", "ECOD"])
 def test_far_rows_score_above_training_rows(name):
-    x = blobs()
+    x = blobs(200)
     detector = PyODDetector(name).fit(x, seed=3)
-    train, far = detector.training_scores(x), detector.score_samples(far_rows())
+    train, far = detector.training_scores(x), detector.anomaly_score(far_rows(20))
     assert detector.name == f"pyod:{name}" and not detector.is_gan
     assert train.shape == (200,) and far.shape == (20,)
     assert np.isfinite(train).all() and np.isfinite(far).all()
@@ -38,22 +27,22 @@ def test_far_rows_score_above_training_rows(name):
 
 
 def test_knn_training_scores_leave_each_row_out():
-    x = blobs()
+    x = blobs(200)
     detector = PyODDetector("KNN").fit(x)
     loo = detector.training_scores(x)
     np.testing.assert_array_equal(loo, detector.detector_.decision_scores_)
     # decision_function would count each training row as its own neighbour: lower scores.
-    assert np.all(detector.score_samples(x) <= loo + 1e-12)
-    assert np.mean(detector.score_samples(x) < loo) > 0.9
+    assert np.all(detector.anomaly_score(x) <= loo + 1e-12)
+    assert np.mean(detector.anomaly_score(x) < loo) > 0.9
     other = blobs(50, seed=9)  # rows other than the training rows: decision_function
-    np.testing.assert_array_equal(detector.training_scores(other), detector.score_samples(other))
+    np.testing.assert_array_equal(detector.training_scores(other), detector.anomaly_score(other))
 
 
 def test_random_state_is_the_fit_seed():
-    x = blobs()
-    a = PyODDetector("IForest").fit(x, seed=1).score_samples(x[:20])
-    b = PyODDetector("IForest").fit(x, seed=1).score_samples(x[:20])
-    c = PyODDetector("IForest").fit(x, seed=2).score_samples(x[:20])
+    x = blobs(200)
+    a = PyODDetector("IForest").fit(x, seed=1).anomaly_score(x[:20])
+    b = PyODDetector("IForest").fit(x, seed=1).anomaly_score(x[:20])
+    c = PyODDetector("IForest").fit(x, seed=2).anomaly_score(x[:20])
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
 
@@ -101,7 +90,7 @@ class FakeGAAL:
 
 
 def test_probe_rank_separates_both_orientations():
-    x = blobs()
+    x = blobs(200)
     center = x.mean(axis=0)
     distance = lambda rows: np.linalg.norm(rows - center, axis=1)
     assert pyod_adapter.probe_rank(distance, x, distance(x)) == 1.0
@@ -112,12 +101,12 @@ def test_probe_rank_separates_both_orientations():
 def test_gaal_reversed_scores_are_reported_not_flipped(monkeypatch):
     fake = type("SO_GAAL", (FakeGAAL,), {})  # PyOD's class name decides the default check
     monkeypatch.setattr(pyod_adapter, "resolve", lambda name: fake)
-    x = blobs()
+    x = blobs(200)
     detector = PyODDetector("SO_GAAL").fit(x)
     assert detector.orientation_rank_ < 0.25
     assert detector.orientation_note.startswith("pyod:SO_GAAL scores look reversed")
     assert "\n" not in detector.orientation_note
-    far = far_rows()
-    np.testing.assert_array_equal(detector.score_samples(far),
+    far = far_rows(20)
+    np.testing.assert_array_equal(detector.anomaly_score(far),
                                   detector.detector_.decision_function(far))
-    assert detector.score_samples(far).max() < np.median(detector.training_scores(x))
+    assert detector.anomaly_score(far).max() < np.median(detector.training_scores(x))

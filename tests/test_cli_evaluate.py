@@ -6,8 +6,7 @@ import os
 
 import numpy as np
 import pytest
-from test_evaluation import blobs
-from tiny import finish, start_module
+from tiny import finish, labelled_blobs, start_module
 
 pytestmark = pytest.mark.slow  # every test here reads the runs of one slow fixture
 
@@ -22,7 +21,7 @@ def outcome(proc):
 
 
 def write_npz(path, n_normal=200, n_anomaly=10, seed=0):
-    x, y = blobs(n_normal, n_anomaly, seed=seed)
+    x, y = labelled_blobs(n_normal, n_anomaly, seed=seed)
     np.savez(path, X=x, y=y)
     return str(path)
 

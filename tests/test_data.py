@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mmocgan_tf.data import (
+from mmocgan_tf.data.loading import (
     DataError,
     TabularData,
     check_trainable,

@@ -26,16 +26,19 @@ from absl import flags
 from tiny import ROOT, TINY_FLAGS
 
 from cli import train as train_cli
-from mmocgan_tf import distribute, streaming, training
 from mmocgan_tf.config import ConfigError, TrainConfig
+from mmocgan_tf.data import streaming
+from mmocgan_tf.training import distribute
+from mmocgan_tf.training import fit as training
 
 # The noise of exact comparisons, the same on every replica and worker (see the docstring).
 FIXED_NOISE = """
 import keras, numpy as np, tensorflow as tf
-from mmocgan_tf import MMOCGAN, reference
+from mmocgan_tf import MMOCGAN
+from mmocgan_tf.model.references import mixtures
 
 negative = tf.constant([0.5, -1.0, 2.0, 0.0])
-reference.sample = lambda logits, loc, scale_tril, n, seed: tf.tile(negative[None], [n, 1])
+mixtures.sample = lambda logits, loc, scale_tril, n, seed: tf.tile(negative[None], [n, 1])
 x = np.random.default_rng(0).normal(size=(101, 4)).astype("float32") * [1, 2, 3, 4] + 5
 table = np.random.default_rng(1).normal(size=(3, 4)).astype("float32")
 
@@ -60,14 +63,14 @@ def trained(model):
 
 # One CPU and two logical CPUs in one process, for both variants: one epoch of 101 rows
 # in batches of 100 (step 1 splits 50/50, step 2 gives one replica the last row and the
-# other none). Then the seeds of noise.replica_seeds on each replica.
+# other none). Then the seeds of replicas.replica_seeds on each replica.
 STEP_SCRIPT = textwrap.dedent("""
     import json
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 """) + FIXED_NOISE + textwrap.dedent("""
-    from mmocgan_tf import noise
+    from mmocgan_tf.model import replicas
 
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     out = {}
@@ -95,13 +98,13 @@ STEP_SCRIPT = textwrap.dedent("""
         mirrored_seeds = keras.random.SeedGenerator(7)
     single_seeds = keras.random.SeedGenerator(7)
     step = tf.function(lambda: strategy.run(
-        lambda: tf.stack(noise.replica_seeds(mirrored_seeds, 3))))
+        lambda: tf.stack(replicas.replica_seeds(mirrored_seeds, 3))))
     seeds = {"single": [], "replica 0": [], "replica 1": []}
     for _ in range(2):
         per_replica = strategy.experimental_local_results(step())
         seeds["replica 0"].append(per_replica[0].numpy().tolist())
         seeds["replica 1"].append(per_replica[1].numpy().tolist())
-        seeds["single"].append(tf.stack(noise.replica_seeds(single_seeds, 3)).numpy().tolist())
+        seeds["single"].append(tf.stack(replicas.replica_seeds(single_seeds, 3)).numpy().tolist())
     out["seeds"] = seeds
     print("RESULT " + json.dumps(out))
 """)
@@ -111,7 +114,7 @@ STEP_SCRIPT = textwrap.dedent("""
 # last one 1/0. Writes every weight of the model (argv[1], .npz).
 WORKER_SCRIPT = textwrap.dedent("""
     import os, sys
-    from mmocgan_tf import distribute
+    from mmocgan_tf.training import distribute
     import tensorflow as tf
     strategy = (distribute.make_strategy("multi_worker") if os.environ.get("TF_CONFIG")
                 else tf.distribute.get_strategy())
@@ -274,7 +277,7 @@ def test_mirrored_step_on_two_cpus_equals_the_single_device_step(runs, variant):
 
 @pytest.mark.slow
 def test_each_replica_draws_its_own_noise_and_replica_0_that_of_one_device(runs):
-    """noise.replica_seeds under MirroredStrategy over two logical CPUs, two steps.
+    """replicas.replica_seeds under MirroredStrategy over two logical CPUs, two steps.
 
     The SeedGenerator's state is mirrored, so without the replica id folded in both
     replicas would draw the same noise; replica 0 draws what one device draws from the same

@@ -3,28 +3,18 @@
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
+from tiny import TINY_MODEL, labelled_blobs
 
-from mmocgan_tf import baselines, evaluation, reports
-from mmocgan_tf.baselines.base import Detector
+from mmocgan_tf.evaluation import baselines, reports
+from mmocgan_tf.evaluation import protocol as evaluation
+from mmocgan_tf.evaluation.baselines.base import Detector
 
 # Tiny deep models: a fit takes a second or two on 2 cores.
-TINY_MODEL = dict(num_modes=2, z_dim=4, d_hidden=(16, 16), g_hidden=(16,), target_epochs=2)
-
-
-def blobs(n_normal=300, n_anomaly=20, d=4, seed=0):
-    """Three normal blobs; anomalies far from all of them."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(0, 4, size=(3, d))
-    normal = centres[rng.integers(0, 3, n_normal)] + rng.normal(0, 0.5, (n_normal, d))
-    anomalies = rng.normal(0, 1, (n_anomaly, d)) + 12
-    x = np.concatenate([normal, anomalies]).astype(np.float32)
-    y = np.r_[np.zeros(n_normal, np.int32), np.ones(n_anomaly, np.int32)]
-    order = rng.permutation(len(y))
-    return x[order], y[order]
+GAN_OPTIONS = dict(TINY_MODEL, num_modes=2, target_epochs=2)
 
 
 def test_folds_split_the_normal_rows_and_put_every_anomaly_in_every_test_set():
-    x, y = blobs()
+    x, y = labelled_blobs()
     folds = evaluation.normal_folds(y, folds=5, seed=0)
     held = np.concatenate([f.test[y[f.test] == 0] for f in folds])
     assert sorted(held) == sorted(np.flatnonzero(y == 0))
@@ -54,7 +44,7 @@ def test_unknown_method_lists_the_known_ones_and_overrides_are_parsed():
 
 @pytest.mark.parametrize("name", ["ocnn_neighbor", "ocsvm", "gmm"])
 def test_classical_methods_rank_far_anomalies_first(name):
-    x, y = blobs()
+    x, y = labelled_blobs()
     fold = evaluation.normal_folds(y, 5)[0]
     row, scores = evaluation.run_fold(baselines.make_detector(name), x, y, fold)
     assert row["auroc"] > 0.95
@@ -63,16 +53,16 @@ def test_classical_methods_rank_far_anomalies_first(name):
 
 
 def test_neighbor_threshold_leaves_each_training_row_out_of_its_own_neighbours():
-    x, _ = blobs(n_anomaly=0)
+    x, _ = labelled_blobs(n_anomaly=0)
     detector = baselines.make_detector("ocnn_neighbor").fit(x)
-    assert (detector.score_samples(x) < detector.training_scores(x)).all()
+    assert (detector.anomaly_score(x) < detector.training_scores(x)).all()
 
 
 @pytest.mark.parametrize("name", ["rgan", "ocan", "mmocgan_cat", "mmocgan_mix"])
 def test_gan_methods_report_both_rules_and_refit_without_retracing(name):
-    x, y = blobs()
+    x, y = labelled_blobs()
     folds = evaluation.normal_folds(y, 5)
-    detector = baselines.make_detector(name, epochs=2, model_options=dict(TINY_MODEL))
+    detector = baselines.make_detector(name, epochs=2, model_options=dict(GAN_OPTIONS))
     row, scores = evaluation.run_fold(detector, x, y, folds[0])
     assert detector.is_gan and row["half_normal_accuracy"] is not None
     # The row's AUROC is that of the returned anomaly scores (higher = more anomalous)
@@ -95,7 +85,7 @@ class Diverging(Detector):
     def fit(self, x, seed=0):
         return self
 
-    def score_samples(self, x):
+    def anomaly_score(self, x):
         return np.full(len(x), np.nan)
 
 
@@ -107,7 +97,7 @@ class Failing(Diverging):
 
 
 def test_a_diverged_or_failing_fit_becomes_an_error_row_and_the_run_goes_on():
-    x, y = blobs()
+    x, y = labelled_blobs()
     folds = evaluation.normal_folds(y, 2)
     runs = list(evaluation.iter_runs("blobs", x, y, [Diverging(), Failing()], folds))
     assert len(runs) == 4

@@ -15,7 +15,9 @@ import pytest
 import tensorflow as tf
 from tiny import TINY_EXPORT_MODEL, tiny_rows
 
-from mmocgan_tf import MMOCGAN, export, reference
+from mmocgan_tf import MMOCGAN
+from mmocgan_tf.deploy import export
+from mmocgan_tf.model.references import mixtures as reference
 
 
 def assert_outputs_equal(out, live):
@@ -54,8 +56,8 @@ def test_metadata_names_features_and_threshold(tiny_model, tiny_export):
     meta = export.read_metadata(tiny_export)
     assert meta["feature_names"] == ["a", "b", "c"]
     assert meta["num_modes"] == 2 and meta["package_version"]
-    # The default variant's score is -logit, so its threshold is -threshold_logit.
-    assert meta["threshold_score"] == pytest.approx(-float(tiny_model.threshold_logit.numpy()))
+    # The default variant's score is -normality, so its threshold is -normality_threshold.
+    assert meta["threshold_score"] == pytest.approx(-float(tiny_model.normality_threshold.numpy()))
     assert len(meta["training_statistics"]["feature_mean"]) == 3
 
 
@@ -97,11 +99,11 @@ def test_variant_savedmodel_gives_the_live_models_outputs(variant):
     assert meta["model_config"]["reference"] == name
     if name == "none":  # the paper's score 1 - D(x) and its threshold, sigmoid(-logit)
         assert np.all((live["score"] >= 0) & (live["score"] <= 1))
-        np.testing.assert_allclose(live["score"], 1 / (1 + np.exp(live["logit"])), rtol=1e-5)
-        logit = float(model.threshold_logit.numpy())
+        np.testing.assert_allclose(live["score"], 1 / (1 + np.exp(live["normality"])), rtol=1e-5)
+        logit = float(model.normality_threshold.numpy())
         assert meta["threshold_score"] == pytest.approx(1 / (1 + np.exp(logit)))
     else:
-        assert meta["threshold_score"] == pytest.approx(-float(model.threshold_logit.numpy()))
+        assert meta["threshold_score"] == pytest.approx(-float(model.normality_threshold.numpy()))
     assert live["is_anomaly"].any() and not live["is_anomaly"].all()
     score = out["score"].numpy()
     near = np.abs(score - meta["threshold_score"]) < 1e-5

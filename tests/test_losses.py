@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmocgan_tf import losses
+from mmocgan_tf.model import losses
 
 
 def value(tensor):

@@ -1,11 +1,11 @@
-"""Tests for mmocgan_tf.metrics: golden values on tiny hand-made inputs."""
+"""Tests for mmocgan_tf.evaluation.metrics: golden values on tiny hand-made inputs."""
 
 import json
 
 import numpy as np
 import pytest
 
-from mmocgan_tf.metrics import detection_metrics
+from mmocgan_tf.evaluation.metrics import detection_metrics
 
 KEYS = {
     "auroc", "auprc", "normal_accuracy", "anomaly_accuracy", "accuracy",

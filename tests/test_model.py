@@ -7,6 +7,7 @@ import tensorflow as tf
 from tiny import TINY_MODEL, expected_flagged
 
 from mmocgan_tf import MMOCGAN
+from mmocgan_tf.evaluation import reinit
 
 # The paper variant (reference="none"): these tests pin its mechanics; test_reference.py
 # covers the default noise-contrastive variant.
@@ -39,11 +40,11 @@ def fitted(request):
 def test_fit_then_predict_gives_finite_outputs_of_the_documented_shapes(fitted):
     out = fitted.predict(blobs()[:7], verbose=0)
     assert out["score"].shape == (7,) and out["mode_probs"].shape == (7, 3)
-    assert np.all(np.isfinite(out["score"])) and np.all(np.isfinite(out["logit"]))
+    assert np.all(np.isfinite(out["score"])) and np.all(np.isfinite(out["normality"]))
     assert np.all((out["score"] >= 0) & (out["score"] <= 1))
     np.testing.assert_allclose(out["mode_probs"].sum(axis=1), 1.0, rtol=1e-5)
     np.testing.assert_array_equal(out["mode"], out["mode_probs"].argmax(axis=1))
-    np.testing.assert_allclose(out["score"], 1 / (1 + np.exp(out["logit"])), rtol=1e-5)
+    np.testing.assert_allclose(out["score"], 1 / (1 + np.exp(out["normality"])), rtol=1e-5)
 
 
 def test_standardisation_is_learned_from_the_training_data(fitted):
@@ -55,17 +56,17 @@ def test_standardisation_is_learned_from_the_training_data(fitted):
 def test_target_network_is_trained_then_frozen():
     x = blobs()
     model = tiny_model()
-    initial = [w.numpy().copy() for w in model.target.weights]
+    initial = [w.numpy().copy() for w in model.reference.target.weights]
     model.prepare(x, batch_size=50)
-    trained = [w.numpy().copy() for w in model.target.weights]
+    trained = [w.numpy().copy() for w in model.reference.target.weights]
     assert any(not np.allclose(a, b) for a, b in zip(initial, trained, strict=True))
-    assert not model.target.trainable_variables
+    assert not model.reference.target.trainable_variables
     model.fit(x, epochs=2, batch_size=50, verbose=0)
-    for before, after in zip(trained, model.target.weights, strict=True):
+    for before, after in zip(trained, model.reference.target.weights, strict=True):
         np.testing.assert_array_equal(before, after.numpy())
-    eps_logit = float(model.target_threshold_logit.numpy())
+    eps_logit = float(model.reference.density_threshold.numpy())
     # eps_T is the 0.5% quantile of log T(x) = log sigmoid(T's logit) on the training rows.
-    log_t = tf.math.log_sigmoid(model.target(model.standardizer(x))["logit"]).numpy()
+    log_t = tf.math.log_sigmoid(model.reference.target(model.standardizer(x))["logit"]).numpy()
     assert np.sum(log_t < eps_logit) == expected_flagged(len(x), 0.005)
 
 
@@ -119,7 +120,7 @@ def test_keras_round_trip_keeps_weights_optimizers_threshold_and_preprocessing(f
     path = str(tmp_path / "model.keras")
     model.save(path)
     loaded = keras.saving.load_model(path)
-    for name in ("score", "logit", "is_anomaly", "mode_probs"):
+    for name in ("score", "normality", "is_anomaly", "mode_probs"):
         np.testing.assert_allclose(loaded.predict(x, verbose=0)[name],
                                    model.predict(x, verbose=0)[name], rtol=1e-6)
     for ours, theirs in ((model.d_optimizer, loaded.d_optimizer),
@@ -127,12 +128,12 @@ def test_keras_round_trip_keeps_weights_optimizers_threshold_and_preprocessing(f
         assert int(theirs.iterations.numpy()) == int(ours.iterations.numpy()) > 0
         for a, b in zip(ours.variables, theirs.variables, strict=True):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
-    assert float(loaded.threshold_logit.numpy()) == float(model.threshold_logit.numpy())
+    assert float(loaded.normality_threshold.numpy()) == float(model.normality_threshold.numpy())
     np.testing.assert_array_equal(loaded.standardizer.mean.numpy(), model.standardizer.mean.numpy())
     # Training continues from the loaded state without re-running the target phase.
-    target = [w.numpy().copy() for w in loaded.target.weights]
+    target = [w.numpy().copy() for w in loaded.reference.target.weights]
     loaded.fit(x, epochs=1, batch_size=50, verbose=0)
-    for before, after in zip(target, loaded.target.weights, strict=True):
+    for before, after in zip(target, loaded.reference.target.weights, strict=True):
         np.testing.assert_array_equal(before, after.numpy())
 
 
@@ -141,11 +142,12 @@ def test_reinitialize_gives_a_fresh_models_result_without_retracing():
     reused = tiny_model(seed=0)
     reused.fit(blobs(n=300, seed=2), epochs=2, batch_size=50, verbose=0)
     train_function = reused.train_function
-    reused.reinitialize(seed=3)
+    reinit.reinitialize_mmocgan(reused, seed=3)
     reused.fit(x, epochs=2, batch_size=50, verbose=0)
     fresh = tiny_model(seed=3)
     fresh.fit(x, epochs=2, batch_size=50, verbose=0)
     assert reused.train_function is train_function
-    np.testing.assert_allclose(reused.predict(x, verbose=0)["logit"],
-                               fresh.predict(x, verbose=0)["logit"], atol=1e-5)
-    assert float(reused.threshold_logit) == pytest.approx(float(fresh.threshold_logit), abs=1e-5)
+    np.testing.assert_allclose(reused.predict(x, verbose=0)["normality"],
+                               fresh.predict(x, verbose=0)["normality"], atol=1e-5)
+    assert float(reused.normality_threshold) == pytest.approx(
+        float(fresh.normality_threshold), abs=1e-5)

@@ -1,4 +1,4 @@
-"""mmocgan_tf.plots and cli.plot: synthetic figure_data.npz in, PNG figures out."""
+"""mmocgan_tf.evaluation.plots and cli.plot: synthetic figure_data.npz in, PNG figures out."""
 
 import os
 
@@ -9,7 +9,9 @@ from tiny import ROOT, finish, start_module
 
 pytest.importorskip("matplotlib", reason="the plots extra is not installed")
 
-from mmocgan_tf import plots  # noqa: E402
+from mmocgan_tf.evaluation import plots  # noqa: E402
+from mmocgan_tf.evaluation.plots.modes import budget_shares  # noqa: E402
+from mmocgan_tf.evaluation.plots.scores import score_scale  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ALL_FIGURES = {plots.FIGURE1, plots.FIGURE2, plots.FIGURE4, plots.ROC}
@@ -76,20 +78,20 @@ def test_missing_or_incomplete_figure_data_raises_one_line(tmp_path):
 
 def test_log_axis_only_when_the_score_range_is_extreme(tmp_path):
     rng = np.random.default_rng(0)
-    assert plots._score_scale(rng.normal(size=500)) == "linear"
-    assert plots._score_scale(rng.exponential(size=500)) == "linear"
-    assert plots._score_scale(np.exp(4 * rng.normal(size=500))) == "log"
+    assert score_scale(rng.normal(size=500)) == "linear"
+    assert score_scale(rng.exponential(size=500)) == "linear"
+    assert score_scale(np.exp(4 * rng.normal(size=500))) == "log"
     extreme = np.r_[rng.normal(size=500), -1e6]
-    assert plots._score_scale(extreme) == "symlog"
-    assert plots._score_scale(extreme, log_scale=False) == "linear"
+    assert score_scale(extreme) == "symlog"
+    assert score_scale(extreme, log_scale=False) == "linear"
     path = plots.figure2_score_histograms(extreme, [np.inf, 3.0, 4.0], tmp_path / "h.png", "x")
     assert_pngs([path], {"h.png"})
 
 
 def test_tsne_budget_is_shared_fairly_across_groups():
-    assert plots._shares([1000, 10, 0], 100) == [90, 10, 0]
-    assert plots._shares([1000, 1000, 1000], 2000) == [667, 667, 666]
-    assert plots._shares([3, 2, 1], 2000) == [3, 2, 1]
+    assert budget_shares([1000, 10, 0], 100) == [90, 10, 0]
+    assert budget_shares([1000, 1000, 1000], 2000) == [667, 667, 666]
+    assert budget_shares([3, 2, 1], 2000) == [3, 2, 1]
 
 
 @pytest.fixture(scope="module")

@@ -77,7 +77,7 @@ def test_d_moves_the_density_out_of_the_hole_that_q_fills(seed):
     train, test, labels = ring_with_anomalies_in_its_hole(seed)
     model = model_for(train, seed, num_modes=1, d_hidden=(64, 64), g_hidden=(16,))
     model.fit(train, epochs=80, batch_size=50, verbose=0)
-    q_alone = auroc(labels, -model.log_reference(model.standardizer(test)))
+    q_alone = auroc(labels, -model.reference.log_q(model.standardizer(test)))
     detected = auroc(labels, model(test)["score"])
     assert q_alone < 0.3  # the premise: q alone takes the hole for the most normal place
     assert detected > max(0.9, q_alone + 0.5)

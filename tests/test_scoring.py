@@ -15,8 +15,10 @@ import pytest
 import tensorflow as tf
 from tiny import TINY_ARGS, expected_flagged, finish, run_module, start_module
 
-from mmocgan_tf import data, export, scoring, training
 from mmocgan_tf.config import ModelConfig, TrainConfig
+from mmocgan_tf.data import loading as data
+from mmocgan_tf.deploy import export, scoring
+from mmocgan_tf.training import fit as training
 
 
 def write_csv(path, x, names):
@@ -161,7 +163,7 @@ def test_cli_export_threshold_is_a_score_for_the_paper_variant(paper_workdir, cl
     out, meta = exported_outputs(paper_workdir.parent / "pt", x)
     assert meta["threshold_score"] == pytest.approx(threshold)
     # score = sigmoid(-logit) > t  <=>  logit < log((1 - t) / t)
-    assert meta["threshold_logit"] == pytest.approx(np.log((1 - threshold) / threshold))
+    assert meta["threshold_normality"] == pytest.approx(np.log((1 - threshold) / threshold))
     assert abs(out["is_anomaly"][:200].sum() - 100) <= 2  # t: the training rows' median
     near = np.abs(out["score"] - threshold) < 1e-6
     np.testing.assert_array_equal(out["is_anomaly"][~near], out["score"][~near] > threshold)

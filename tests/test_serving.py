@@ -1,7 +1,7 @@
 """Serving clients, models.config and cli.predict against a TF Serving stand-in on loopback.
 
 The session's tiny export (conftest.py, the real export_saved_model) is served by the
-stand-in (tests/serving_standin.py) over gRPC and REST on 127.0.0.1. Deadlines and
+stand-in (mmocgan_tf/deploy/serving/standin.py) over gRPC and REST on 127.0.0.1. Deadlines and
 retries are tested against faults the stand-in injects on purpose (a late answer, the first
 requests refused), counting the attempts it saw. The cli.predict runs are subprocesses
 started together, since each pays for importing TensorFlow.
@@ -22,17 +22,17 @@ pytest.importorskip("tensorflow_serving.apis.prediction_service_pb2_grpc")
 
 import tensorflow as tf  # noqa: E402
 from google.protobuf import text_format  # noqa: E402
-from serving_standin import StandInServer  # noqa: E402
 from tensorflow_serving.config import model_server_config_pb2  # noqa: E402
 from tiny import finish, start_module  # noqa: E402
 
-from mmocgan_tf.serving import (  # noqa: E402
+from mmocgan_tf.deploy.serving import (
     GrpcClient,
     RestClient,
     ServingError,
     tensor_proto,
     write_models_config,
 )
+from mmocgan_tf.deploy.serving.standin import StandInServer  # noqa: E402
 
 OUTPUTS = {"score": "float32", "is_anomaly": "bool", "mode": "int32", "mode_probs": "float32"}
 

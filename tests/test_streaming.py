@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmocgan_tf import MMOCGAN, streaming, training
+from mmocgan_tf import MMOCGAN
 from mmocgan_tf.config import ConfigError, TrainConfig
-from mmocgan_tf.data import DataError, load_data
-from mmocgan_tf.preprocessing import Moments
+from mmocgan_tf.data import pipeline, streaming
+from mmocgan_tf.data.loading import DataError, load_data
+from mmocgan_tf.data.moments import Moments
+from mmocgan_tf.training import fit as training
 
 COLUMNS = ("a", "b", "c")
 
@@ -122,7 +124,7 @@ def test_array_batches_orders_depend_on_their_seed_alone():
     x = np.arange(40, dtype=np.float32).reshape(20, 2)
 
     def epochs(seed, count=2):
-        dataset = streaming.array_batches(x, 8, seed)
+        dataset = pipeline.array_batches(x, 8, seed)
         return [np.concatenate(list(dataset.as_numpy_iterator())) for _ in range(count)]
 
     first, second = epochs([3, 0])
@@ -132,7 +134,7 @@ def test_array_batches_orders_depend_on_their_seed_alone():
     assert not np.array_equal(first, epochs([3, 1], 1)[0])  # and another seed, others
     for epoch in (first, second):  # every row exactly once per epoch
         np.testing.assert_array_equal(np.sort(epoch, axis=0), x)
-    assert int(streaming.array_batches(x, 8, 0).cardinality()) == 3
+    assert int(pipeline.array_batches(x, 8, 0).cardinality()) == 3
 
 
 def tiny_model(num_features):

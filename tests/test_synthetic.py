@@ -1,4 +1,4 @@
-"""Tests for mmocgan_tf.synthetic: shapes, seeding, and that the data tells its story."""
+"""Tests for mmocgan_tf.data.synthetic: shapes, seeding, and that the data tells its story."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
-from mmocgan_tf.synthetic import make_production_line
+from mmocgan_tf.data.synthetic import make_production_line
 
 
 def test_shapes_dtypes_and_counts():

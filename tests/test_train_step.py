@@ -1,11 +1,11 @@
 """train_step against an independent computation of its loss terms and gradients.
 
 The per-term golden values live in test_losses.py; here the question is whether train_step
-puts them together as the README says: which inputs each term gets, which weight
+puts them together as docs/METHOD.md says: which inputs each term gets, which weight
 multiplies it, the sign of every gradient, and the order of the two updates (D first, then
 G against the updated D, on the same minibatch and the same noise). With plain SGD one step
 moves a network by exactly -lr * sum_i w_i * grad term_i, so the test recomputes the terms
-with mmocgan_tf.losses from the model's own networks and noise seeds, takes their gradients
+with mmocgan_tf.model.losses from the model's own networks and noise seeds, takes their gradients
 with its own tape, and compares them with what the step did. The noise is the real noise:
 the test draws it from a copy of the model's SeedGenerator state, so nothing is patched.
 """
@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmocgan_tf import MMOCGAN, losses, noise, reference
+from mmocgan_tf import MMOCGAN
+from mmocgan_tf.model import losses, replicas
+from mmocgan_tf.model.references import mixtures
 
 D_TERMS = {"d_real_fake": "weight_complement", "d_nce": "weight_nce",
            "d_entropy": "weight_d_entropy", "q_fake": "weight_q_fake",
@@ -85,7 +87,7 @@ def discriminator_terms(model, scaled, seeds):
             "q_real": losses.mode_information_loss(real["q_logits"]),
         }
         if model.config.reference != "none":
-            negatives = reference.sample(*model.reference_arrays, len(scaled), reference_seed)
+            negatives = mixtures.sample(*model.reference.q.arrays, len(scaled), reference_seed)
             terms["d_nce"] = losses.real_fake_loss(real["logit"], d(negatives)["logit"])
     return terms, gradients(tape, terms, d.trainable_variables), codes
 
@@ -97,13 +99,13 @@ def generator_terms(model, scaled, codes, z_seed):
         x_hat = model.generator(model.prior.sample(codes, z_seed))
         fake = d(x_hat)
         if model.config.reference == "none":  # the paper: log T(x_hat)
-            log_density = tf.math.log_sigmoid(model.target(x_hat)["logit"])
+            log_density = tf.math.log_sigmoid(model.reference.target(x_hat)["logit"])
         else:  # log q of the modes (the gmm reference itself)
-            log_density = reference.log_prob(*model.reference_arrays, x_hat)
+            log_density = mixtures.log_prob(*model.reference.q.arrays, x_hat)
         terms = {
             "g_fm": losses.feature_matching_loss(fake["features"], d(scaled)["features"]),
             "g_pt": losses.pull_away_loss(fake["features"]),
-            "g_kl": losses.low_density_loss(log_density, model.target_threshold_logit),
+            "g_kl": losses.low_density_loss(log_density, model.reference.density_threshold),
             "g_mi": losses.code_cross_entropy(fake["q_logits"], codes),
             "g_sigma": losses.sigma_regularizer(model.prior.sigma.value),
         }
@@ -142,7 +144,7 @@ def one_step(model, x, weights):
     model.config = dataclasses.replace(model.config, **weights)
     copy = keras.random.SeedGenerator(0)
     copy.state.assign(model.seed_generator.state.value)
-    seeds = noise.replica_seeds(copy, 3)  # what the step draws from the same state
+    seeds = replicas.replica_seeds(copy, 3)  # what the step draws from the same state
     scaled = model.standardizer(x)
     d_vars, g_vars = model.discriminator.trainable_variables, g_variables(model)
     d_before, g_before = values(d_vars), values(g_vars)

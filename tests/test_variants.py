@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from mmocgan_tf import MMOCGAN, MMOCGANDetector
+from mmocgan_tf.model import priors
 
 TINY = dict(num_modes=3, z_dim=4, d_hidden=(16, 16), g_hidden=(16,))
 
@@ -89,7 +90,7 @@ def test_argmax_codes_are_argmax_q_whatever_the_seed():
         np.testing.assert_array_equal(codes_fed_to_the_prior(model, x, seed), want)
     logits = tf.constant(np.log([[0.2, 0.5, 0.3]] * 1000), tf.float32)
     for seed in ([1, 0], [2, 0]):
-        np.testing.assert_array_equal(model._draw_codes(logits, tf.constant(seed)), 1)
+        np.testing.assert_array_equal(priors.draw_codes(logits, tf.constant(seed), "argmax"), 1)
 
 
 def test_sampled_codes_follow_q_and_change_with_the_seed():
@@ -99,7 +100,7 @@ def test_sampled_codes_follow_q_and_change_with_the_seed():
     assert np.mean(first != q_argmax(model, x)) > 0.1
     probs = np.array([0.6, 0.3, 0.1])
     logits = tf.constant(np.log(np.tile(probs, (20000, 1))), tf.float32)
-    codes = model._draw_codes(logits, tf.constant([3, 0])).numpy()
+    codes = priors.draw_codes(logits, tf.constant([3, 0])).numpy()
     # 20,000 draws: a share's standard deviation is at most 0.0035; 0.015 is > 4 of them.
     np.testing.assert_allclose(np.bincount(codes, minlength=3) / len(codes), probs, atol=0.015)
-    assert not np.array_equal(codes, model._draw_codes(logits, tf.constant([4, 0])).numpy())
+    assert not np.array_equal(codes, priors.draw_codes(logits, tf.constant([4, 0])).numpy())

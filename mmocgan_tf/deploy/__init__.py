@@ -1,0 +1,1 @@
+"""Deployment: SavedModel export for TF Serving, offline scoring, and serving clients."""

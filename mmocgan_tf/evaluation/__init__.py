@@ -1,0 +1,1 @@
+"""Evaluation: the paper's k-fold protocol, metrics, reports, plots and baselines."""

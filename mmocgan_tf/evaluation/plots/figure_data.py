@@ -1,0 +1,97 @@
+"""figure_data.npz: the arrays the figures are drawn from, and their checks.
+
+`cli.evaluate --plots` writes it for fold 0. It holds x_train [n, d] (normal rows only),
+x_test [t, d], y_test [t] (1 = anomaly, 0 = normal), one `score/METHOD` [t] per evaluated
+method (higher = more anomalous) and, when an MMOC-GAN method ran, mode_train [n],
+mode_test [t], generated [g, d] and a 0-d string mode_method naming the method the modes
+and samples came from. Reading checks every shape up front, so a bad file fails with one
+line before any figure is drawn.
+"""
+
+import os
+import zipfile
+
+import numpy as np
+
+FIGURE_DATA = "figure_data.npz"
+REQUIRED = ("x_train", "x_test", "y_test")
+OPTIONAL = ("mode_train", "mode_test", "generated", "mode_method")
+
+
+class FigureDataError(ValueError):
+    """figure_data.npz is missing, unreadable or inconsistent; the message is one line."""
+
+
+def load_figure_data(results_dir):
+    """Reads and checks results_dir/figure_data.npz.
+
+    Args:
+      results_dir: the folder holding figure_data.npz.
+
+    Returns:
+      A dict of the arrays, the scores as {method: [t]} under "scores", and mode_method
+      (when present) as a str or None.
+
+    Raises:
+      FigureDataError: with a one-line message when the file is missing, unreadable,
+        lacks x_train, x_test, y_test or any score/METHOD, or when the shapes disagree.
+    """
+    path = os.path.join(results_dir, FIGURE_DATA)
+    if not os.path.isfile(path):
+        raise FigureDataError(f"no {FIGURE_DATA} in {results_dir} "
+                              "(cli.evaluate --plots writes it)")
+    if not zipfile.is_zipfile(path):
+        raise FigureDataError(f"{path} is not an .npz archive")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except Exception as err:  # zip, format and pickle errors all mean "unreadable"
+        raise FigureDataError(f"cannot read {path}: {_one_line(err)}") from err
+    scores = {key[len("score/"):]: arrays.pop(key) for key in list(arrays)
+              if key.startswith("score/")}
+    missing = [key for key in REQUIRED if key not in arrays] + ([] if scores else ["score/*"])
+    if missing:
+        raise FigureDataError(f"{path} lacks required arrays: {', '.join(missing)}")
+    data = {key: arrays[key] for key in REQUIRED}
+    data["scores"] = scores
+    for key in OPTIONAL:
+        if key in arrays:
+            data[key] = arrays[key]
+    _check_shapes(data, path)
+    if "mode_method" in data:
+        data["mode_method"] = str(data["mode_method"].reshape(-1)[0]) if \
+            data["mode_method"].size else None
+    return data
+
+
+def _check_shapes(data, path):
+    def bad(message):
+        raise FigureDataError(f"{path}: {message}")
+
+    x_train, x_test, y = data["x_train"], data["x_test"], data["y_test"]
+    if x_train.ndim != 2 or x_test.ndim != 2 or x_train.shape[1] != x_test.shape[1]:
+        bad(f"x_train {x_train.shape} and x_test {x_test.shape} must be 2-D with the same "
+            "number of columns")
+    if len(x_train) == 0 or len(x_test) == 0:
+        bad("x_train and x_test need rows")
+    t = len(x_test)
+    if y.shape != (t,):
+        bad(f"y_test has shape {y.shape}, expected ({t},)")
+    if not np.isin(y, (0, 1)).all():
+        bad("y_test must be 0 (normal) or 1 (anomaly)")
+    for name, score in data["scores"].items():
+        if score.shape != (t,):
+            bad(f"score/{name} has shape {score.shape}, expected ({t},)")
+    expected = {"mode_train": (len(x_train),), "mode_test": (t,)}
+    for key, shape in expected.items():
+        if key in data and data[key].shape != shape:
+            bad(f"{key} has shape {data[key].shape}, expected {shape}")
+    if "generated" in data and (data["generated"].ndim != 2
+                                or data["generated"].shape[1] != x_train.shape[1]):
+        bad(f"generated has shape {data['generated'].shape}, expected (g, {x_train.shape[1]})")
+    if "mode_test" in data and "mode_train" not in data:
+        bad("mode_test without mode_train")
+
+
+def _one_line(err):
+    return " ".join(str(err).split()) or type(err).__name__

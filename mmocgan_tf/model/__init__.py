@@ -1,0 +1,1 @@
+"""The model: the Keras MMOCGAN, its networks, losses, priors and reference densities."""

@@ -1,0 +1,29 @@
+"""The local variant: q of many small Gaussians, one per neighbourhood of training rows.
+
+Such a q follows curved modes and the uneven spread of rows within a mode, where a few
+Gaussians are too coarse. L_KL and eps_T keep the default variant's density, the BIC
+mixture of the modes.
+"""
+
+from mmocgan_tf.model.references import mixtures
+from mmocgan_tf.model.references.gmm import MixtureReference
+
+
+class LocalMixture(MixtureReference):
+    """q = the local mixture; L_KL and eps_T read `modes`, a BIC mixture of num_modes."""
+
+    kind = "local"
+
+    def __init__(self, config, num_features, seeds, **kwargs):
+        super().__init__(config, num_features, seeds, **kwargs)
+        self.modes = mixtures.Mixture(self.num_modes, name="modes")
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.modes.build(input_shape)
+
+    def mixtures_to_fit(self):
+        return [(self.q, "local"), (self.modes, "gmm")]
+
+    def log_density(self, scaled):
+        return self.modes.log_prob(scaled)

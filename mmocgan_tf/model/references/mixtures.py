@@ -1,0 +1,208 @@
+"""Gaussian mixtures as model weights: the reference densities q of the mixture variants.
+
+q is a Gaussian mixture fitted to the standardised training rows, plus one broad isotropic
+Gaussian N(0, s^2 I) that puts negatives everywhere around the data. D, trained to tell real
+rows from samples of q, estimates log p(x) - log q(x) (noise-contrastive estimation,
+Gutmann & Hyvarinen 2010), so logit D(x) + log q(x) is a log-density estimate that stays
+meaningful far from the data, where D alone extrapolates. Two kinds of mixture:
+  "gmm": a full-covariance GMM of 1..m components chosen by BIC: the modes;
+  "local": LOCAL_COMPONENTS training rows, each the centre of a Gaussian with the mean and
+    covariance of its LOCAL_NEIGHBOURS nearest rows. It follows curved modes and the
+    uneven spread of rows within a mode, where a few Gaussians are too coarse.
+
+A mixture lives in three arrays of `slots(kind, m) + 1` slots (unused slots get weight 0),
+so it can be stored as model weights and evaluated in a SavedModel: logits [slots + 1], loc
+[slots + 1, d], scale_tril [slots + 1, d, d] (Cholesky factors of the covariances); an
+unused slot keeps an identity factor, so its solve stays finite and its weight zeroes it.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import NearestNeighbors
+from threadpoolctl import threadpool_limits
+
+# A GMM is fitted on at most this many training rows (a seeded subsample): BIC needs m full
+# EM fits, and this bounds their cost on large data (a cost bound, not a measured optimum).
+MAX_FIT_ROWS = 20_000
+# q's number of components is chosen by BIC on at most this many of those rows; only the
+# chosen k is then fitted to all of them: this keeps the mixture's AUROC and bounds the cost
+# of BIC's candidate fits on large data (docs/RESULTS.md).
+SELECTION_ROWS = 2_000
+# The local mixture's shape (measured in docs/RESULTS.md, "A more local reference"); the
+# ridge keeps a neighbourhood's covariance invertible when it has fewer rows than columns.
+LOCAL_COMPONENTS = 300
+LOCAL_NEIGHBOURS = 50
+LOCAL_RIDGE = 1e-6
+# log_prob evaluates the rows in chunks of at most this many floats of per-component work,
+# so a mixture of hundreds of components scores large inputs in bounded memory.
+_MAX_FLOATS = 1 << 24
+_EMPTY_LOGIT = -1e9  # log-weight of an unused slot
+_EINSUM_COMPONENTS = 32  # sample() multiplies by every factor up to this many components
+
+
+def _fit_gmm(x, k, seed):
+    return GaussianMixture(k, covariance_type="full", random_state=seed).fit(x)
+
+
+def fit_bic_mixture(x, max_components, seed=0, selection_rows=None):
+    """The full-covariance GaussianMixture with 1..max_components components of lowest BIC.
+
+    With selection_rows, BIC compares the candidates on a seeded subsample of that many
+    rows, and only the winner is fitted to all of x. A k whose fit collapses (a singular
+    covariance) is skipped; ValueError if none fits. BLAS runs on one thread: these
+    matrices are small, and BLAS threads compete with TensorFlow's for the same cores,
+    which slows the search many times over (docs/RESULTS.md).
+    """
+    subsample = selection_rows is not None and len(x) > selection_rows
+    rows = (x[np.random.default_rng(seed).choice(len(x), selection_rows, replace=False)]
+            if subsample else x)
+    best, failures = None, []
+    with threadpool_limits(1):
+        for k in range(1, min(max_components, len(rows) // 2) + 1):
+            try:
+                gmm = _fit_gmm(rows, k, seed)
+            except ValueError as err:
+                failures.append(f"k={k}: {err}")
+                continue
+            bic = gmm.bic(rows)
+            if best is None or bic < best[0]:
+                best = (bic, gmm)
+        if best is None:
+            raise ValueError(f"no Gaussian mixture could be fitted ({failures[0]})")
+        return _fit_gmm(x, best[1].n_components, seed) if subsample else best[1]
+
+
+def fit_local_mixture(x, components, neighbours, seed=0):
+    """Means and Cholesky factors of the local mixture's Gaussians (module docstring)."""
+    centres = np.random.default_rng(seed).choice(len(x), min(components, len(x)),
+                                                 replace=False)
+    count = min(neighbours, len(x))
+    with threadpool_limits(1):
+        nearest = NearestNeighbors(n_neighbors=count).fit(x).kneighbors(
+            x[centres], return_distance=False)
+    groups = x[nearest]  # [components, neighbours, d]
+    loc = groups.mean(axis=1)
+    centred = groups - loc[:, None]
+    covariance = (np.einsum("cki,ckj->cij", centred, centred) / max(count - 1, 1)
+                  + LOCAL_RIDGE * np.eye(x.shape[1]))
+    return loc, np.linalg.cholesky(covariance)
+
+
+def slots(kind, num_modes):
+    """The number of component slots of a mixture of this kind (before the broad one)."""
+    return num_modes if kind == "gmm" else LOCAL_COMPONENTS
+
+
+def fit_reference(x, num_modes, broad_weight, broad_scale, seed=0, kind="gmm"):
+    """The arrays (logits, loc, scale_tril) of q of this kind fitted to standardised x [n, d]."""
+    x = np.asarray(x, np.float64)
+    if len(x) > MAX_FIT_ROWS:
+        x = x[np.random.default_rng(seed).choice(len(x), MAX_FIT_ROWS, replace=False)]
+    if kind == "gmm":
+        gmm = fit_bic_mixture(x, num_modes, seed, SELECTION_ROWS)
+        weights, means, factors = gmm.weights_, gmm.means_, np.linalg.cholesky(gmm.covariances_)
+    else:
+        means, factors = fit_local_mixture(x, LOCAL_COMPONENTS, LOCAL_NEIGHBOURS, seed)
+        weights = np.full(len(means), 1.0 / len(means))
+    k, d, broad = len(means), x.shape[1], slots(kind, num_modes)
+    logits = np.full(broad + 1, _EMPTY_LOGIT)
+    logits[:k] = np.log(weights) + np.log1p(-broad_weight)
+    logits[broad] = np.log(broad_weight) if broad_weight > 0 else _EMPTY_LOGIT
+    loc = np.zeros((broad + 1, d))
+    loc[:k] = means
+    scale_tril = np.tile(np.eye(d), (broad + 1, 1, 1))
+    scale_tril[:k] = factors
+    scale_tril[broad] *= broad_scale
+    return [a.astype(np.float32) for a in (logits, loc, scale_tril)]
+
+
+def log_prob_in_chunks(logits, loc, scale_tril, x):
+    """log_prob in chunks of rows that bound the memory (_MAX_FLOATS), for scoring.
+
+    Rows that fit in one chunk (a small mixture, or few rows) take log_prob directly.
+    """
+    components, d = scale_tril.shape[0], scale_tril.shape[-1]
+    rows = max(1, _MAX_FLOATS // (components * d))
+    n = tf.shape(x)[0]
+
+    def chunked():
+        padded = tf.pad(x, [[0, -n % rows], [0, 0]])
+        chunks = tf.reshape(padded, [-1, rows, d])
+        values = tf.map_fn(lambda chunk: log_prob(logits, loc, scale_tril, chunk), chunks)
+        return tf.reshape(values, [-1])[:n]
+
+    return tf.cond(n <= rows, lambda: log_prob(logits, loc, scale_tril, x), chunked)
+
+
+def log_prob(logits, loc, scale_tril, x):
+    """log q(x) of rows x [n, d]: one triangular solve per component.
+
+    Written out rather than taken from tfp.distributions, whose mixture broadcasts every
+    Cholesky factor to every row, so its time and memory grow with rows x components x d^2
+    (docs/RESULTS.md).
+    """
+    d = tf.cast(tf.shape(x)[1], x.dtype)
+    centred = tf.transpose(x[None] - loc[:, None], [0, 2, 1])  # [k, d, n]
+    z = tf.linalg.triangular_solve(scale_tril, centred, lower=True)
+    log_det = tf.reduce_sum(tf.math.log(tf.linalg.diag_part(scale_tril)), axis=-1)
+    log_normal = (-0.5 * tf.reduce_sum(tf.square(z), axis=1) - log_det[:, None]
+                  - 0.5 * d * np.log(2.0 * np.pi).astype(np.float32))  # [k, n]
+    return tf.reduce_logsumexp(tf.nn.log_softmax(logits)[:, None] + log_normal, axis=0)
+
+
+def sample(logits, loc, scale_tril, n, seed):
+    """n rows of q, from an int32 [2] stateless seed (one per replica and step)."""
+    component_seed, normal_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, 2))
+    components = tf.random.stateless_categorical(logits[None], n, component_seed)[0]
+    noise = tf.random.stateless_normal([n, tf.shape(loc)[1]], seed=normal_seed)
+    if scale_tril.shape[0] <= _EINSUM_COMPONENTS:
+        # Every component's factor times every row's noise ([n, k, d]), then each row's
+        # own: cheaper than gathering an [n, d, d] stack of factors in many dimensions.
+        spread = tf.gather(tf.einsum("kij,nj->nki", scale_tril, noise), components,
+                           batch_dims=1)
+    else:  # hundreds of components: each row's own factor only
+        spread = tf.linalg.matvec(tf.gather(scale_tril, components), noise)
+    return tf.gather(loc, components) + spread
+
+
+class Mixture(keras.layers.Layer):
+    """A mixture of `slots` Gaussians plus the broad one, held as non-trainable weights.
+
+    Weights, not constants, so a .keras file or SavedModel carries the fitted q and a
+    refit reuses the traced functions that read it.
+    """
+
+    def __init__(self, slots, **kwargs):
+        super().__init__(**kwargs)
+        self.slots = int(slots)
+
+    def build(self, input_shape):
+        m, d = self.slots + 1, int(input_shape[-1])
+        self.logits = self.add_weight(name="logits", shape=(m,), initializer="zeros",
+                                      trainable=False)
+        self.loc = self.add_weight(name="loc", shape=(m, d), initializer="zeros",
+                                   trainable=False)
+        self.scale_tril = self.add_weight(
+            name="scale_tril", shape=(m, d, d), trainable=False,
+            initializer=lambda shape, dtype=None: tf.eye(d, batch_shape=[m], dtype=dtype))
+
+    @property
+    def arrays(self):
+        """(logits, loc, scale_tril): the arguments of log_prob and sample."""
+        return self.logits, self.loc, self.scale_tril
+
+    def assign(self, arrays):
+        for variable, value in zip(self.arrays, arrays, strict=True):
+            variable.assign(value)
+
+    def log_prob(self, x):
+        return log_prob(*self.arrays, x)
+
+    def log_prob_in_chunks(self, x):
+        return log_prob_in_chunks(*self.arrays, x)
+
+    def sample(self, n, seed):
+        return sample(*self.arrays, n, seed)

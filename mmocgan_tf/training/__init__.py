@@ -1,0 +1,1 @@
+"""Training runs: the orchestration behind the train command, and distribution strategies."""

@@ -1,0 +1,195 @@
+"""One training run from a TrainConfig: load, train, evaluate, and write the workdir.
+
+The workdir is only written once the run has succeeded: everything is produced in a
+staging folder first, so a failed run never overwrites a good model, config or log.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mmocgan_tf.config import ConfigError, TrainConfig
+from mmocgan_tf.data import loading as data_lib
+from mmocgan_tf.data import streaming
+from mmocgan_tf.deploy import export
+from mmocgan_tf.evaluation.metrics import detection_metrics
+from mmocgan_tf.model.mmocgan import MMOCGAN
+from mmocgan_tf.training import distribute
+
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+LOGS_DIR = "logs"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Inputs:
+    """What a run trains and evaluates on: arrays, or a tf.data pipeline when streaming."""
+
+    source: str
+    feature_names: tuple
+    fit_data: object  # what fit gets: the float32 [n, d] rows, or a dataset of raw batches
+    n_train: int
+    x_train: np.ndarray | None = None  # the training rows, when in memory
+    x_eval: np.ndarray | None = None
+    y_eval: np.ndarray | None = None
+
+
+def train(config: TrainConfig):
+    """Trains MMOC-GAN as configured and fills config.workdir; returns the metrics dict.
+
+    Under --strategy=multi_worker every task runs this with the same config; the chief
+    writes config.workdir (and export_dir), the other workers write the same files to a
+    temporary folder that is removed afterwards, so all of them take part in every step.
+
+    Raises:
+      ConfigError, DataError: bad configuration or data, before anything is written.
+      distribute.ClusterError: a multi_worker cluster that did not come together, or lost
+        a task during training.
+    """
+    config.validate()
+    # First: logical CPU devices and a multi-worker cluster must be set up before TF runs ops.
+    strategy = distribute.make_strategy(config.strategy, config.cpu_replicas,
+                                        config.cluster_timeout)
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise ConfigError(f"batch_size={config.batch_size} must be a multiple of the {replicas} "
+                          "replicas (Keras fails on a first batch it cannot split evenly)")
+    inputs = _load_inputs(config)
+    chief = distribute.is_chief(strategy)
+    workdir = config.workdir if chief else tempfile.mkdtemp(prefix="mmocgan-worker-")
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=".staging-", dir=workdir)
+        try:
+            model, metrics = _train_into(staging, config, strategy, inputs)
+            _publish(staging, workdir)
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as err:
+            if not distribute.is_multi_worker(strategy):
+                raise
+            lines = [line.strip() for line in str(err.message).splitlines()]
+            reason = next((line for line in lines if "aborted by" in line or "down" in line),
+                          lines[-1] if lines else "")
+            raise distribute.ClusterError(
+                f"multi_worker: lost another task of the cluster during training "
+                f"({type(err).__name__}: {reason})") from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        if config.export_dir:
+            exported = export.export_saved_model(
+                model, config.export_dir if chief else os.path.join(workdir, "export"),
+                extra_metadata={"run_config": dataclasses.asdict(config)})
+            if chief:
+                metrics["export"] = exported
+    finally:
+        if not chief:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return metrics
+
+
+def build_model(config: TrainConfig, feature_names, strategy=None):
+    """A compiled MMOCGAN for this config (its seed sets weights, noise and batch orders).
+
+    Built and compiled under `strategy` (default: the current one), so fit distributes.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        model = MMOCGAN(num_features=len(feature_names), feature_names=feature_names,
+                        **dataclasses.asdict(config.model))
+        model.compile(d_optimizer=keras.optimizers.Adam(config.d_learning_rate),
+                      g_optimizer=keras.optimizers.Adam(config.g_learning_rate),
+                      steps_per_execution=config.steps_per_execution)
+    return model
+
+
+def _load_inputs(config):
+    """The training (and evaluation) data, checked before any model is built."""
+    seed = config.model.seed
+    if config.streaming:
+        stream = streaming.open_stream(config.data, tuple(config.feature_columns) or None)
+        count = streaming.scan(stream).count
+        if count < config.batch_size:
+            raise data_lib.DataError(
+                f"only {count} training rows, fewer than one batch of {config.batch_size}; "
+                "use a smaller batch size or more data")
+        return _Inputs(stream.path, stream.feature_names,
+                       stream.batches(config.batch_size, config.shuffle_buffer, seed, count),
+                       count)
+    # Arrays: MMOCGAN.fit draws every worker's batch orders from the model's seed.
+    data, x_train, x_eval, y_eval = data_lib.load_split(config)
+    return _Inputs(data.source, data.feature_names, x_train, len(x_train), x_train, x_eval,
+                   y_eval)
+
+
+def _train_into(folder, config, strategy, inputs):
+    model = build_model(config, inputs.feature_names, strategy)
+    start = time.perf_counter()
+    history = model.fit(
+        inputs.fit_data, epochs=config.epochs, batch_size=config.batch_size,
+        verbose=config.verbose,
+        callbacks=[keras.callbacks.TensorBoard(os.path.join(folder, LOGS_DIR))])
+    fit_seconds = time.perf_counter() - start
+
+    metrics = {
+        "source": inputs.source,
+        "feature_names": list(inputs.feature_names),
+        "n_train": int(inputs.n_train),
+        "fit_seconds": round(fit_seconds, 2),
+        "strategy": config.strategy,
+        "replicas": int(strategy.num_replicas_in_sync),
+        "chief": distribute.is_chief(strategy),
+        "normality_threshold": float(model.normality_threshold.numpy()),
+        "density_threshold": float(model.reference.density_threshold.numpy()),
+        "final_losses": {k: float(v[-1]) for k, v in history.history.items()},
+    }
+    if inputs.y_eval is not None:
+        metrics["eval"] = evaluate(model, inputs.x_train, inputs.x_eval, inputs.y_eval)
+    model.save(os.path.join(folder, MODEL_FILE))
+    with open(os.path.join(folder, CONFIG_FILE), "w") as f:
+        f.write(config.to_json())
+    with open(os.path.join(folder, METRICS_FILE), "w") as f:
+        json.dump(metrics, f, indent=2)
+    return model, metrics
+
+
+def evaluate(model, x_train, x_eval, y_eval):
+    """Detection metrics of the decision rules on labelled rows (labels used here only).
+
+    "quantile" flags scores above the configured quantile of the scores of the (normal)
+    training rows, whichever rule the model itself applies; the paper's variant also gets
+    "half", which flags D(x) < 0.5.
+    """
+    train_normality = _outputs(model, x_train)["normality"]
+    out = _outputs(model, x_eval)
+    cut = np.quantile(train_normality, 1.0 - model.config.threshold_quantile)
+    rules = {"quantile": out["normality"] < cut}
+    if model.reference.score_is_probability:
+        rules["half"] = out["normality"] < 0.0
+    return {rule: detection_metrics(y_eval, out["score"], flagged)
+            for rule, flagged in rules.items()}
+
+
+def _outputs(model, x, chunk=4096):
+    """The model's outputs for rows x, by direct calls on this process only.
+
+    Unlike predict, this never distributes: under a multi-worker strategy, predict would
+    share the rows out between the workers and gather them back.
+    """
+    parts = [model(x[i:i + chunk]) for i in range(0, len(x), chunk)]
+    return {key: np.concatenate([p[key].numpy() for p in parts]) for key in ("normality", "score")}
+
+
+def _publish(staging, workdir):
+    """Moves every produced file and folder into workdir, replacing older ones."""
+    for name in os.listdir(staging):
+        source, destination = os.path.join(staging, name), os.path.join(workdir, name)
+        if os.path.isdir(destination):
+            shutil.rmtree(destination)
+        os.replace(source, destination)

@@ -22,8 +22,8 @@ def two_blobs(n=400, d=3, seed=0):
     return (centres[rng.integers(0, 2, n)] + rng.normal(0, 0.5, (n, d))).astype("float32")
 
 
-def test_fit_reference_finds_the_modes_and_fills_the_spare_slots():
-    logits, loc, tril = mixtures.fit_reference(two_blobs(), num_modes=4, broad_weight=0.1,
+def test_fit_bic_arrays_finds_the_modes_and_fills_the_spare_slots():
+    logits, loc, tril = mixtures.fit_bic_arrays(two_blobs(), num_modes=4, broad_weight=0.1,
                                                 broad_scale=2.0)
     weights = np.exp(logits.astype(np.float64))
     assert np.count_nonzero(weights > 1e-6) == 3  # BIC picks 2 components, plus the broad one
@@ -50,7 +50,7 @@ def test_bic_picks_k_on_a_subsample_then_fits_that_k_to_every_row():
 
 def test_log_prob_is_the_mixture_density():
     x = two_blobs()
-    arrays = mixtures.fit_reference(x, num_modes=3, broad_weight=0.2, broad_scale=3.0)
+    arrays = mixtures.fit_bic_arrays(x, num_modes=3, broad_weight=0.2, broad_scale=3.0)
     logits, loc, tril = arrays
     expected = logsumexp(np.stack([
         logits[k] + multivariate_normal(loc[k], tril[k] @ tril[k].T).logpdf(x[:20])
@@ -60,7 +60,7 @@ def test_log_prob_is_the_mixture_density():
 
 
 def test_samples_are_seeded_and_follow_the_mixture():
-    arrays = mixtures.fit_reference(two_blobs(), num_modes=2, broad_weight=0.0, broad_scale=1.0)
+    arrays = mixtures.fit_bic_arrays(two_blobs(), num_modes=2, broad_weight=0.0, broad_scale=1.0)
     seed = tf.constant([1, 2], tf.int32)
     a = mixtures.sample(*arrays, 4000, seed).numpy()
     np.testing.assert_array_equal(a, mixtures.sample(*arrays, 4000, seed).numpy())
@@ -173,8 +173,8 @@ def test_the_local_mixture_is_each_neighbourhoods_mean_and_covariance():
 
 
 def test_a_local_reference_fills_its_slots_with_equal_weights():
-    logits, loc, tril = mixtures.fit_reference(two_blobs(n=100), num_modes=3,
-                                                broad_weight=0.1, broad_scale=2.0, kind="local")
+    logits, loc, tril = mixtures.fit_local_arrays(two_blobs(n=100), broad_weight=0.1,
+                                                   broad_scale=2.0)
     slots = mixtures.LOCAL_COMPONENTS + 1
     assert logits.shape == (slots,) and tril.shape == (slots, 3, 3)
     weights = np.exp(logits.astype(np.float64))
@@ -183,8 +183,7 @@ def test_a_local_reference_fills_its_slots_with_equal_weights():
 
 
 def test_many_components_are_scored_in_chunks_and_sampled_row_by_row(monkeypatch):
-    arrays = mixtures.fit_reference(two_blobs(n=400), num_modes=3, broad_weight=0.0,
-                                     broad_scale=2.0, kind="local")
+    arrays = mixtures.fit_local_arrays(two_blobs(n=400), broad_weight=0.0, broad_scale=2.0)
     x = two_blobs(n=50, seed=6)
     whole = mixtures.log_prob(*arrays, x).numpy()
     monkeypatch.setattr(mixtures, "_MAX_FLOATS", 16 * len(arrays[0]) * 3)  # 16 rows a chunk

@@ -16,12 +16,18 @@ class MixtureReference(Reference):
       num_features, seeds (unused: a mixture has no network).
     """
 
-    kind = "gmm"
-
     def __init__(self, config, num_features, seeds, **kwargs):
         super().__init__(**kwargs)
         self.num_modes = int(config.num_modes)
-        self.q = mixtures.Mixture(mixtures.slots(self.kind, self.num_modes), name="q")
+        self.q = mixtures.Mixture(self.q_slots(), name="q")
+
+    def q_slots(self):
+        return self.num_modes
+
+    def fit_q(self, rows, config):
+        """q's arrays fitted to standardised rows."""
+        return mixtures.fit_bic_arrays(rows, config.num_modes, config.reference_broad_weight,
+                                       config.reference_broad_scale, config.seed)
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -29,13 +35,10 @@ class MixtureReference(Reference):
 
     def fit_density(self, scaled, config, batch_size, steps_per_execution, strategy=None):
         rows = first_rows(scaled, mixtures.MAX_FIT_ROWS)
-        for mixture, kind in self.mixtures_to_fit():
-            mixture.assign(mixtures.fit_reference(
-                rows, config.num_modes, config.reference_broad_weight,
-                config.reference_broad_scale, config.seed, kind))
+        self.fit_mixtures(rows, config)
 
-    def mixtures_to_fit(self):
-        return [(self.q, self.kind)]
+    def fit_mixtures(self, rows, config):
+        self.q.assign(self.fit_q(rows, config))
 
     def log_density(self, scaled):
         return self.q.log_prob(scaled)

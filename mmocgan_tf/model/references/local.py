@@ -12,8 +12,6 @@ from mmocgan_tf.model.references.gmm import MixtureReference
 class LocalMixture(MixtureReference):
     """q = the local mixture; L_KL and eps_T read `modes`, a BIC mixture of num_modes."""
 
-    kind = "local"
-
     def __init__(self, config, num_features, seeds, **kwargs):
         super().__init__(config, num_features, seeds, **kwargs)
         self.modes = mixtures.Mixture(self.num_modes, name="modes")
@@ -22,8 +20,16 @@ class LocalMixture(MixtureReference):
         super().build(input_shape)
         self.modes.build(input_shape)
 
-    def mixtures_to_fit(self):
-        return [(self.q, "local"), (self.modes, "gmm")]
+    def q_slots(self):
+        return mixtures.LOCAL_COMPONENTS
+
+    def fit_q(self, rows, config):
+        return mixtures.fit_local_arrays(rows, config.reference_broad_weight,
+                                         config.reference_broad_scale, config.seed)
+
+    def fit_mixtures(self, rows, config):
+        super().fit_mixtures(rows, config)
+        self.modes.assign(super().fit_q(rows, config))  # the default variant's q
 
     def log_density(self, scaled):
         return self.modes.log_prob(scaled)

@@ -1,19 +1,18 @@
 """Gaussian mixtures as model weights: the reference densities q of the mixture variants.
 
 q is a Gaussian mixture fitted to the standardised training rows, plus one broad isotropic
-Gaussian N(0, s^2 I) that puts negatives everywhere around the data. D, trained to tell real
-rows from samples of q, estimates log p(x) - log q(x) (noise-contrastive estimation,
-Gutmann & Hyvarinen 2010), so logit D(x) + log q(x) is a log-density estimate that stays
-meaningful far from the data, where D alone extrapolates. Two kinds of mixture:
-  "gmm": a full-covariance GMM of 1..m components chosen by BIC: the modes;
-  "local": LOCAL_COMPONENTS training rows, each the centre of a Gaussian with the mean and
+Gaussian N(0, s^2 I) that puts negatives everywhere around the data (gmm.py says why D
+learns against q). Two kinds of mixture:
+  fit_bic_arrays: a full-covariance GMM of 1..m components chosen by BIC: the modes;
+  fit_local_arrays: LOCAL_COMPONENTS training rows, each the centre of a Gaussian with the mean and
     covariance of its LOCAL_NEIGHBOURS nearest rows. It follows curved modes and the
     uneven spread of rows within a mode, where a few Gaussians are too coarse.
 
-A mixture lives in three arrays of `slots(kind, m) + 1` slots (unused slots get weight 0),
-so it can be stored as model weights and evaluated in a SavedModel: logits [slots + 1], loc
-[slots + 1, d], scale_tril [slots + 1, d, d] (Cholesky factors of the covariances); an
-unused slot keeps an identity factor, so its solve stays finite and its weight zeroes it.
+A mixture lives in three arrays of slots + 1 entries (slots: m or LOCAL_COMPONENTS; unused
+ones get weight 0), so it can be stored as model weights and evaluated in a SavedModel:
+logits [slots + 1], loc [slots + 1, d], scale_tril [slots + 1, d, d] (Cholesky factors of
+the covariances); an unused slot keeps an identity factor, so its solve stays finite and its
+weight zeroes it.
 """
 
 import keras
@@ -90,31 +89,43 @@ def fit_local_mixture(x, components, neighbours, seed=0):
     return loc, np.linalg.cholesky(covariance)
 
 
-def slots(kind, num_modes):
-    """The number of component slots of a mixture of this kind (before the broad one)."""
-    return num_modes if kind == "gmm" else LOCAL_COMPONENTS
+def fit_bic_arrays(x, num_modes, broad_weight, broad_scale, seed=0):
+    """The arrays of q = the BIC mixture of at most num_modes components (+ broad), fitted
+    to standardised x [n, d]; num_modes slots."""
+    x = _fit_rows(x, seed)
+    gmm = fit_bic_mixture(x, num_modes, seed, SELECTION_ROWS)
+    return _arrays(gmm.weights_, gmm.means_, np.linalg.cholesky(gmm.covariances_), num_modes,
+                   broad_weight, broad_scale)
 
 
-def fit_reference(x, num_modes, broad_weight, broad_scale, seed=0, kind="gmm"):
-    """The arrays (logits, loc, scale_tril) of q of this kind fitted to standardised x [n, d]."""
+def fit_local_arrays(x, broad_weight, broad_scale, seed=0):
+    """The arrays of q = the local mixture (+ broad) fitted to standardised x [n, d];
+    LOCAL_COMPONENTS slots."""
+    x = _fit_rows(x, seed)
+    means, factors = fit_local_mixture(x, LOCAL_COMPONENTS, LOCAL_NEIGHBOURS, seed)
+    return _arrays(np.full(len(means), 1.0 / len(means)), means, factors, LOCAL_COMPONENTS,
+                   broad_weight, broad_scale)
+
+
+def _fit_rows(x, seed):
+    """float64 rows, a seeded subsample of MAX_FIT_ROWS of them on large data."""
     x = np.asarray(x, np.float64)
     if len(x) > MAX_FIT_ROWS:
         x = x[np.random.default_rng(seed).choice(len(x), MAX_FIT_ROWS, replace=False)]
-    if kind == "gmm":
-        gmm = fit_bic_mixture(x, num_modes, seed, SELECTION_ROWS)
-        weights, means, factors = gmm.weights_, gmm.means_, np.linalg.cholesky(gmm.covariances_)
-    else:
-        means, factors = fit_local_mixture(x, LOCAL_COMPONENTS, LOCAL_NEIGHBOURS, seed)
-        weights = np.full(len(means), 1.0 / len(means))
-    k, d, broad = len(means), x.shape[1], slots(kind, num_modes)
-    logits = np.full(broad + 1, _EMPTY_LOGIT)
+    return x
+
+
+def _arrays(weights, means, factors, slots, broad_weight, broad_scale):
+    """(logits, loc, scale_tril) float32 of `slots` + 1 slots, the broad one last."""
+    k, d = means.shape
+    logits = np.full(slots + 1, _EMPTY_LOGIT)
     logits[:k] = np.log(weights) + np.log1p(-broad_weight)
-    logits[broad] = np.log(broad_weight) if broad_weight > 0 else _EMPTY_LOGIT
-    loc = np.zeros((broad + 1, d))
+    logits[slots] = np.log(broad_weight) if broad_weight > 0 else _EMPTY_LOGIT
+    loc = np.zeros((slots + 1, d))
     loc[:k] = means
-    scale_tril = np.tile(np.eye(d), (broad + 1, 1, 1))
+    scale_tril = np.tile(np.eye(d), (slots + 1, 1, 1))
     scale_tril[:k] = factors
-    scale_tril[broad] *= broad_scale
+    scale_tril[slots] *= broad_scale
     return [a.astype(np.float32) for a in (logits, loc, scale_tril)]
 
 

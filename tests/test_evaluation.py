@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from tiny import TINY_MODEL, labelled_blobs
 
-from mmocgan_tf.evaluation import baselines, reports
+from mmocgan_tf.evaluation import baselines, reports, suite
 from mmocgan_tf.evaluation import protocol as evaluation
 from mmocgan_tf.evaluation.baselines.base import Detector
 
@@ -143,3 +143,24 @@ def test_seed_table_gives_each_seeds_fold_mean_and_their_spread():
     rows.append(dict(dataset="d", method="one_seed", seed=0, fold=0, auroc=0.5))
     table = reports.seed_table(rows, ["d"], ["m", "one_seed"])
     assert "| d | m | 0.850 / 0.650 | 0.200 |" in table and "one_seed" not in table
+
+
+def test_run_log_drops_a_cut_short_last_line_and_names_a_broken_one(tmp_path):
+    """A kill during an append leaves half a line: it is dropped (its fold runs again) and
+    the next append starts on a line of its own; a broken earlier line names file and line."""
+    settings = {"folds": 2}
+    log = suite.RunLog(tmp_path, settings)
+    row = {"dataset": "d", "method": "m", "seed": 0, "fold": 0, "auroc": 0.9}
+    log.append(row)
+    with open(log.path, "a", encoding="utf-8") as handle:
+        handle.write('{"dataset": "d", "method": "m", "se')  # cut short
+    resumed = suite.RunLog(tmp_path, settings)
+    assert resumed.rows == [row] and resumed.done() == {("d", "m", 0, 0)}
+    resumed.append({**row, "fold": 1})
+    assert len(suite.RunLog(tmp_path, settings).rows) == 2
+    with open(log.path, "a", encoding="utf-8") as handle:
+        handle.write("not json\n")
+    with pytest.raises(ValueError, match=r"rows.jsonl: line 3 is not JSON"):
+        suite.RunLog(tmp_path, settings)
+    with pytest.raises(ValueError, match="other settings"):
+        suite.RunLog(tmp_path, {"folds": 3})

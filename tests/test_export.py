@@ -117,7 +117,7 @@ def test_local_variant_scores_more_rows_than_one_chunk(variant):
     every row must get its own density, as in the live model's one-chunk batches."""
     _, model, signature, _ = variant
     components = reference.LOCAL_COMPONENTS + 1
-    chunk = reference._MAX_FLOATS // (components * model.num_features)
+    chunk = reference.MAX_CHUNK_FLOATS // (components * model.num_features)
     x = tiny_rows(chunk + 1001, seed=7)  # two chunks, the second one padded
     live = model.predict(x, batch_size=4096, verbose=0)  # each batch in one chunk
     assert_outputs_equal(signature(features=tf.constant(x)), live)

@@ -186,7 +186,7 @@ def test_many_components_are_scored_in_chunks_and_sampled_row_by_row(monkeypatch
     arrays = mixtures.fit_local_arrays(two_blobs(n=400), broad_weight=0.0, broad_scale=2.0)
     x = two_blobs(n=50, seed=6)
     whole = mixtures.log_prob(*arrays, x).numpy()
-    monkeypatch.setattr(mixtures, "_MAX_FLOATS", 16 * len(arrays[0]) * 3)  # 16 rows a chunk
+    monkeypatch.setattr(mixtures, "MAX_CHUNK_FLOATS", 16 * len(arrays[0]) * 3)  # 16 rows a chunk
     np.testing.assert_allclose(mixtures.log_prob_in_chunks(*arrays, x).numpy(), whole,
                                rtol=1e-5)
     a = mixtures.sample(*arrays, 4000, tf.constant([1, 2], tf.int32)).numpy()

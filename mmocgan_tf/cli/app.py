@@ -15,9 +15,41 @@ import contextlib  # noqa: E402
 import functools  # noqa: E402
 import importlib  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 
 from absl import app as absl_app  # noqa: E402
 from absl import flags, logging  # noqa: E402
+
+
+def load_tensorflow_quietly():
+    """Imports TensorFlow and probes its devices with stderr held aside.
+
+    Its C++ start-up lines (oneDNN, CPU features, the CUDA probe of a machine without a
+    GPU) ignore TF_CPP_MIN_LOG_LEVEL and would open every command's output; they are
+    written to file descriptor 2 while TensorFlow loads, so that is where they are caught.
+    If the import fails, what was held back is written out before the error.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.buffer.write(held.read())
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+load_tensorflow_quietly()
 
 # The library's bad-input errors, by public name, and the exit status each ends with. They
 # are looked up among the modules already loaded when an error is caught, so a command

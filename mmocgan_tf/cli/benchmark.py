@@ -14,9 +14,6 @@ seconds per fit).
 """
 
 import functools
-import glob
-import json
-import os
 import sys
 import time
 
@@ -25,12 +22,10 @@ from absl import flags
 from mmocgan_tf.cli import app
 from mmocgan_tf.cli import flags as config_flags
 from mmocgan_tf.data import DataError, load_data
-from mmocgan_tf.evaluation import baselines, reports
+from mmocgan_tf.evaluation import baselines, reports, suite
 from mmocgan_tf.evaluation import protocol as evaluation
 
 FLAGS = flags.FLAGS
-
-ROWS, SETTINGS = "rows.jsonl", "settings.json"
 
 
 @functools.cache
@@ -56,8 +51,8 @@ def define_flags():
 @app.command
 def main():
     with app.bad_input(ValueError):
-        specs = dataset_specs(FLAGS.data_dir, FLAGS.datasets)
-        methods = method_list(FLAGS.methods, FLAGS.ablation)
+        specs = suite.dataset_specs(FLAGS.data_dir, FLAGS.datasets)
+        methods = suite.method_list(FLAGS.methods, FLAGS.ablation)
         seeds = [int(s) for s in FLAGS.seeds]
         for name in ("epochs", "train_steps"):
             if FLAGS[name].value is not None and FLAGS[name].value < 1:
@@ -67,10 +62,9 @@ def main():
                         model_options=config_flags.model_options_from_flags())
         detectors = {m: baselines.make_detector(m, FLAGS.epochs, settings["model_options"],
                                                 FLAGS.train_steps) for m in methods}
-        rows = resume(FLAGS.output, settings)
-    done = {(r["dataset"], r["method"], r["seed"], r["fold"]) for r in rows}
+        log = suite.RunLog(FLAGS.output, settings)
+    done = log.done()
     start = time.perf_counter()
-    log = os.path.join(FLAGS.output, ROWS)
     for name, spec in specs.items():
         try:
             data = load_data(spec)
@@ -82,95 +76,12 @@ def main():
             continue
         for row, _, _, _ in evaluation.iter_runs(name, data.x, data.y, detectors.values(),
                                                  folds, seeds, done):
-            rows.append(row)
-            with open(log, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(row) + "\n")
+            log.append(row)
             print(f"{name}: {reports.progress_line(row)}", flush=True)
-    write_tables(FLAGS.output, rows, list(specs), methods, time.perf_counter() - start)
+    command = " ".join(["python -m cli.benchmark", *sys.argv[1:]])
+    print(suite.write_tables(FLAGS.output, log.rows, list(specs), methods,
+                             time.perf_counter() - start, command))
     return 0
-
-
-def dataset_specs(data_dir, names):
-    """{name: data spec}; names are npz stems (without the numeric prefix) or data specs."""
-    found = {}
-    for path in sorted(glob.glob(os.path.join(data_dir or "", "*.npz"))):
-        stem = os.path.splitext(os.path.basename(path))[0]
-        found[stem.split("_", 1)[1] if stem.split("_", 1)[0].isdigit() else stem] = path
-    if not names:
-        if not found:
-            raise DataError(f"no .npz data sets in --data_dir={data_dir!r} and no --datasets")
-        return found
-    specs = {}
-    for name in names:
-        if name in found:
-            specs[name] = found[name]
-        elif ":" in name or os.path.splitext(name)[1]:
-            specs[name] = name
-        else:
-            known = ", ".join(found) or "none"
-            raise DataError(f"unknown data set {name!r} (in --data_dir: {known})")
-    return specs
-
-
-def method_list(methods, ablations):
-    listed = list(methods)
-    for ablation in ablations:
-        if ablation not in baselines.ABLATIONS:
-            raise ValueError(f"unknown ablation {ablation!r}; known: "
-                             f"{', '.join(baselines.ABLATIONS)}")
-        listed += [m for m in baselines.ABLATIONS[ablation] if m not in listed]
-    if not listed:
-        raise ValueError("no methods to run")
-    return listed
-
-
-def resume(output, settings):
-    """Rows of an earlier run of the same settings (none for a new folder)."""
-    os.makedirs(output, exist_ok=True)
-    path = os.path.join(output, SETTINGS)
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as handle:
-            earlier = json.load(handle)
-        if earlier != json.loads(json.dumps(settings)):
-            changed = sorted(k for k in settings if earlier.get(k) != json.loads(
-                json.dumps(settings[k])))
-            raise ValueError(f"{output} holds a run with other settings ({', '.join(changed)}); "
-                             "use another --output")
-    else:
-        reports.write_json(path, settings)
-    rows = []
-    log = os.path.join(output, ROWS)
-    if os.path.exists(log):
-        with open(log, encoding="utf-8") as handle:
-            rows = [json.loads(line) for line in handle if line.strip().endswith("}")]
-    return rows
-
-
-def write_tables(output, rows, datasets, methods, wall):
-    rows = [r for r in rows if r["dataset"] in datasets and r["method"] in methods]
-    summary = evaluation.summarize(rows)
-    reports.write_csv(os.path.join(output, "results.csv"), rows)
-    reports.write_json(os.path.join(output, "summary.json"), {
-        f"{d}|{m}": stats for (d, m), stats in summary.items()})
-    failed = sorted({f"{r['dataset']}/{r['method']}: {r['error']}" for r in rows
-                     if r.get("error")})
-    text = "\n".join([
-        "# Benchmark", "", "Command: `python -m cli.benchmark " + " ".join(sys.argv[1:]) + "`",
-        f"Wall time of this invocation: {wall:.0f} s", "",
-        "## AUROC (mean over folds and seeds)", "",
-        reports.metric_table(summary, datasets, methods, "auroc"),
-        "## AUPRC (mean over folds and seeds)", "",
-        reports.metric_table(summary, datasets, methods, "auprc"),
-        "## Seconds per fit", "", reports.fit_time_table(summary, datasets, methods),
-        *(["## AUROC mean +- std over folds and seeds", "",
-           reports.metric_table(summary, datasets, methods, "auroc", with_std=True),
-           "## AUROC per seed (mean over folds)", "",
-           reports.seed_table(rows, datasets, methods)]
-          if len({r["seed"] for r in rows}) > 1 else []),
-        *(["## Notes and failures", "", *[f"- {f}" for f in failed], ""] if failed else []),
-    ])
-    reports.write_text(os.path.join(output, "results.md"), text)
-    print(text)
 
 
 def run():

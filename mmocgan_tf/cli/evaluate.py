@@ -64,7 +64,7 @@ def main():
               "undefined; normal accuracy is still reported", file=sys.stderr)
     os.makedirs(FLAGS.output, exist_ok=True)
     start = time.perf_counter()
-    rows, figure = [], FigureData(plots) if plots else None
+    rows, figure = [], plots.FigureData() if plots else None
     for row, scores, detector, fold in evaluation.iter_runs(
             data.source, x, y, detectors, folds, seeds):
         rows.append(row)
@@ -88,7 +88,7 @@ def main():
     print(table)
     if figure is not None:
         try:
-            for path in figure.write(FLAGS.output):
+            for path in [figure.save(FLAGS.output), *plots.write_figures(FLAGS.output)]:
                 print(f"wrote {path}")
         except ValueError as err:  # e.g. every method failed: nothing to draw
             print(f"error: no figures: {err}", file=sys.stderr)
@@ -113,34 +113,6 @@ def prepare(spec, methods, folds, split_seed, epochs, model_options, seeds, trai
         raise ValueError(f"--seeds takes integers, got {','.join(seeds)}") from None
     detectors = [baselines.make_detector(m, epochs, model_options, train_steps) for m in methods]
     return (data, data.x, y, detectors, evaluation.normal_folds(y, folds, split_seed), seeds)
-
-
-class FigureData:
-    """Fold 0's test scores of every method, and the learned modes and complementary
-    samples of the first MMOC-GAN method, for mmocgan-plot."""
-
-    def __init__(self, plots):
-        self.plots = plots  # mmocgan_tf.evaluation.plots, imported only when asked for
-        self.arrays = {}
-
-    def add(self, detector, scores, x, y, fold):
-        if "x_train" not in self.arrays:
-            x_train, x_test = evaluation.standardized(x, fold)
-            self.arrays.update(x_train=x_train, x_test=x_test, y_test=y[fold.test])
-        if scores is not None:
-            self.arrays[f"score/{detector.name}"] = scores
-        model = getattr(detector, "model_", None)
-        if hasattr(model, "generate") and "mode_method" not in self.arrays:
-            x_train, x_test = self.arrays["x_train"], self.arrays["x_test"]
-            self.arrays.update(
-                mode_train=model.predict(x_train, batch_size=4096, verbose=0)["mode"],
-                mode_test=model.predict(x_test, batch_size=4096, verbose=0)["mode"],
-                generated=model.generate(x_train, seed=0), mode_method=detector.name)
-
-    def write(self, output):
-        path = os.path.join(output, "figure_data.npz")
-        np.savez_compressed(path, **self.arrays)
-        return [path, *self.plots.write_figures(output)]
 
 
 def run():

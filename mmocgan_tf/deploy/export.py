@@ -16,6 +16,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mmocgan_tf.model.mmocgan import MMOCGAN  # also registers the class load_model builds
+
 METADATA_FILE = "mmocgan_metadata.json"
 SERVING_OUTPUTS = ("score", "is_anomaly", "mode", "mode_probs")
 
@@ -85,6 +87,8 @@ def export_workdir(workdir, export_base, *, version=None, threshold=None,
     with open(config_path) as f:
         config = TrainConfig.from_dict(json.load(f))
     model = keras.saving.load_model(model_path)
+    if not isinstance(model, MMOCGAN):
+        raise ExportError(f"{model_path} holds a {type(model).__name__}, not an MMOCGAN")
     if threshold is not None and threshold_quantile is not None:
         raise ExportError("give threshold or threshold_quantile, not both")
     if threshold is not None:

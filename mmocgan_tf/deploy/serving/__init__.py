@@ -8,7 +8,7 @@ message is one line. `write_models_config` writes the server's multi-model confi
 GrpcClient is imported on first use, so the REST client works without the gRPC packages.
 """
 
-from mmocgan_tf.deploy.serving._common import ServingError
+from mmocgan_tf.deploy.serving.contract import ServingError
 from mmocgan_tf.deploy.serving.models_config import write_models_config
 from mmocgan_tf.deploy.serving.rest_client import RestClient
 

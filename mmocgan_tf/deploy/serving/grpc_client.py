@@ -19,7 +19,7 @@ from tensorflow_serving.apis import (
 )
 
 from mmocgan_tf.deploy.serving import tensor_proto
-from mmocgan_tf.deploy.serving._common import (
+from mmocgan_tf.deploy.serving.contract import (
     DEFAULT_SIGNATURE,
     INPUT_NAME,
     BaseClient,

@@ -18,7 +18,7 @@ import urllib.request
 
 import numpy as np
 
-from mmocgan_tf.deploy.serving._common import (
+from mmocgan_tf.deploy.serving.contract import (
     DEFAULT_SIGNATURE,
     INPUT_NAME,
     BaseClient,

@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 from mmocgan_tf.evaluation.plots.figure_data import (  # noqa: E402
     FIGURE_DATA,
     REQUIRED,
+    FigureData,
     FigureDataError,
     load_figure_data,
 )
@@ -31,6 +32,7 @@ from mmocgan_tf.evaluation.plots.write import (  # noqa: E402
     write_figures,
 )
 
-__all__ = ["FIGURE1", "FIGURE2", "FIGURE4", "FIGURE_DATA", "REQUIRED", "ROC", "FigureDataError",
-           "figure1_modes_pca", "figure2_score_histogram_grid", "figure2_score_histograms",
-           "figure4_modes_tsne", "load_figure_data", "roc_curves", "write_figures"]
+__all__ = ["FIGURE1", "FIGURE2", "FIGURE4", "FIGURE_DATA", "REQUIRED", "ROC", "FigureData",
+           "FigureDataError", "figure1_modes_pca", "figure2_score_histogram_grid",
+           "figure2_score_histograms", "figure4_modes_tsne", "load_figure_data", "roc_curves",
+           "write_figures"]

@@ -4,8 +4,8 @@
 x_test [t, d], y_test [t] (1 = anomaly, 0 = normal), one `score/METHOD` [t] per evaluated
 method (higher = more anomalous) and, when an MMOC-GAN method ran, mode_train [n],
 mode_test [t], generated [g, d] and a 0-d string mode_method naming the method the modes
-and samples came from. Reading checks every shape up front, so a bad file fails with one
-line before any figure is drawn.
+and samples came from. `FigureData` collects them while the folds run; reading checks
+every shape up front, so a bad file fails with one line before any figure is drawn.
 """
 
 import os
@@ -13,9 +13,40 @@ import zipfile
 
 import numpy as np
 
+from mmocgan_tf.evaluation.protocol import standardized
+
 FIGURE_DATA = "figure_data.npz"
 REQUIRED = ("x_train", "x_test", "y_test")
 OPTIONAL = ("mode_train", "mode_test", "generated", "mode_method")
+
+
+class FigureData:
+    """Fold 0's test scores of every method, and the learned modes and complementary
+    samples of the first MMOC-GAN method, as figure_data.npz holds them."""
+
+    def __init__(self):
+        self.arrays = {}
+
+    def add(self, detector, scores, x, y, fold):
+        """Records one method's run on the fold (scores None: the method failed)."""
+        if "x_train" not in self.arrays:
+            x_train, x_test = standardized(x, fold)
+            self.arrays.update(x_train=x_train, x_test=x_test, y_test=y[fold.test])
+        if scores is not None:
+            self.arrays[f"score/{detector.name}"] = scores
+        model = getattr(detector, "model_", None)
+        if hasattr(model, "generate") and "mode_method" not in self.arrays:
+            x_train, x_test = self.arrays["x_train"], self.arrays["x_test"]
+            self.arrays.update(
+                mode_train=model.predict(x_train, batch_size=4096, verbose=0)["mode"],
+                mode_test=model.predict(x_test, batch_size=4096, verbose=0)["mode"],
+                generated=model.generate(x_train, seed=0), mode_method=detector.name)
+
+    def save(self, output):
+        """Writes output/figure_data.npz; returns its path."""
+        path = os.path.join(output, FIGURE_DATA)
+        np.savez_compressed(path, **self.arrays)
+        return path
 
 
 class FigureDataError(ValueError):

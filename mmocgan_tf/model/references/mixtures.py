@@ -36,7 +36,7 @@ LOCAL_NEIGHBOURS = 50
 LOCAL_RIDGE = 1e-6
 # log_prob evaluates the rows in chunks of at most this many floats of per-component work,
 # so a mixture of hundreds of components scores large inputs in bounded memory.
-_MAX_FLOATS = 1 << 24
+MAX_CHUNK_FLOATS = 1 << 24
 _EMPTY_LOGIT = -1e9  # log-weight of an unused slot
 _EINSUM_COMPONENTS = 32  # sample() multiplies by every factor up to this many components
 
@@ -130,12 +130,12 @@ def _arrays(weights, means, factors, slots, broad_weight, broad_scale):
 
 
 def log_prob_in_chunks(logits, loc, scale_tril, x):
-    """log_prob in chunks of rows that bound the memory (_MAX_FLOATS), for scoring.
+    """log_prob in chunks of rows that bound the memory (MAX_CHUNK_FLOATS), for scoring.
 
     Rows that fit in one chunk (a small mixture, or few rows) take log_prob directly.
     """
     components, d = scale_tril.shape[0], scale_tril.shape[-1]
-    rows = max(1, _MAX_FLOATS // (components * d))
+    rows = max(1, MAX_CHUNK_FLOATS // (components * d))
     n = tf.shape(x)[0]
 
     def chunked():

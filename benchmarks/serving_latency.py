@@ -1,6 +1,6 @@
 """Predict latency over loopback, gRPC and REST, through this package's serving clients.
 
-It measures the test stand-in (mmocgan_tf/deploy/serving/standin.py: Python servers running the
+It measures the test stand-in (mmocgan_tf/deploy/serving/standin/: Python servers running the
 SavedModel with tf.saved_model.load), NOT tensorflow_model_server: the figures bound what
 the clients, the wire formats and a Python server cost, and say little about the real C++
 server's own latency. The in-process SavedModel call ("local") is printed as the floor.

@@ -151,3 +151,35 @@ def test_reinitialize_gives_a_fresh_models_result_without_retracing():
                                fresh.predict(x, verbose=0)["normality"], atol=1e-5)
     assert float(reused.normality_threshold) == pytest.approx(
         float(fresh.normality_threshold), abs=1e-5)
+
+
+@pytest.mark.parametrize("reference", ["gmm", "none"])
+def test_evaluate_and_validation_data_report_the_terms_and_the_flagged_share(reference):
+    """evaluate() reports every training term on the given rows and the share flagged at
+    the current threshold; it changes no weight and not the training's noise stream."""
+    x = blobs()
+    model = tiny_model(reference=reference)
+    history = model.fit(x[:200], epochs=2, batch_size=50, verbose=0, validation_data=x[200:])
+    assert {"val_d_loss", "val_g_loss", "val_g_kl", "val_flagged"} <= set(history.history)
+    before = [w.numpy().copy() for w in model.weights]
+    generator_state = model.seed_generator.state.numpy().copy()
+    logs = model.evaluate(x, batch_size=64, verbose=0, return_dict=True)
+    again = model.evaluate(x, batch_size=64, verbose=0, return_dict=True)
+    assert logs == again  # fixed seeds: evaluating twice gives the same figures
+    flagged = np.mean(model.predict(x, verbose=0)["is_anomaly"])
+    assert logs["flagged"] == pytest.approx(flagged)
+    assert all(np.isfinite(v) for v in logs.values())
+    for w, b in zip(model.weights, before, strict=True):
+        np.testing.assert_array_equal(w.numpy(), b)
+    np.testing.assert_array_equal(model.seed_generator.state.numpy(), generator_state)
+
+
+def test_infer_threshold_flags_the_asked_share_of_held_out_normal_rows(fitted):
+    held_out = blobs(n=1000, seed=5)
+    trained = fitted.normality_threshold.numpy()
+    fitted.infer_threshold(held_out, fpr=0.05)
+    flagged = fitted.predict(held_out, verbose=0)["is_anomaly"].sum()
+    fitted.normality_threshold.assign(trained)  # the fixture is shared
+    assert flagged == expected_flagged(len(held_out), 0.05)
+    with pytest.raises(ValueError, match="fpr"):
+        fitted.infer_threshold(held_out, fpr=1.0)

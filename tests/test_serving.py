@@ -1,7 +1,7 @@
 """Serving clients, models.config and cli.predict against a TF Serving stand-in on loopback.
 
 The session's tiny export (conftest.py, the real export_saved_model) is served by the
-stand-in (mmocgan_tf/deploy/serving/standin.py) over gRPC and REST on 127.0.0.1. Deadlines and
+stand-in (mmocgan_tf/deploy/serving/standin/) over gRPC and REST on 127.0.0.1. Deadlines and
 retries are tested against faults the stand-in injects on purpose (a late answer, the first
 requests refused), counting the attempts it saw. The cli.predict runs are subprocesses
 started together, since each pays for importing TensorFlow.

@@ -29,6 +29,7 @@ D_TERMS = {"d_real_fake": "weight_complement", "d_nce": "weight_nce",
 G_TERMS = {"g_fm": "weight_fm", "g_pt": "weight_pt", "g_kl": "weight_kl", "g_mi": "weight_mi",
            "g_sigma": "weight_sigma"}
 LOGGED = ("d_loss", "g_loss", *D_TERMS, *G_TERMS)
+EVAL_STREAM = 1 << 20  # test_step's noise: a stream apart from any training step's
 
 
 @keras.saving.register_keras_serializable(package="mmocgan_tf")
@@ -86,6 +87,7 @@ class MMOCGAN(keras.Model):
 
         self.seed_generator = keras.random.SeedGenerator(cfg.seed)
         self._loss_means = RunningMeans(LOGGED, name="loss_means")
+        self._flagged = keras.metrics.Mean(name="flagged")  # evaluate's share of anomalies
 
     def build(self, input_shape=None):
         shape = (None, self.num_features)
@@ -144,7 +146,7 @@ class MMOCGAN(keras.Model):
 
     @property
     def metrics(self):
-        return [self._loss_means]
+        return [self._loss_means, self._flagged]
 
     @property
     def steps_per_execution_requested(self):
@@ -210,6 +212,17 @@ class MMOCGAN(keras.Model):
         normality = eager_in_chunks(self._normality_of_scaled, self._standardize(x))
         # score > its q-quantile  <=>  normality < its (1 - q)-quantile.
         self.normality_threshold.assign(np.quantile(normality, 1.0 - quantile))
+
+    def infer_threshold(self, x_normal, fpr=0.005):
+        """Sets the threshold so that a share fpr of held-out normal rows is flagged.
+
+        Args:
+          x_normal: normal rows the model was not trained on (never labelled anomalies).
+          fpr: the false-positive rate wanted on rows like them, in (0, 1).
+        """
+        if not 0.0 < fpr < 1.0:
+            raise ValueError(f"fpr must be in (0, 1), got {fpr}")
+        self.set_threshold(x_normal, rule="quantile", quantile=1.0 - fpr)
 
     def _normality_of_scaled(self, scaled):
         return self.reference.normality(scaled, self.discriminator(scaled)["logit"])
@@ -289,6 +302,27 @@ class MMOCGAN(keras.Model):
         self.g_optimizer.apply(g_tape.gradient(g_scaled, variables), variables)
         self._loss_means.update_state({"d_loss": d_loss, "g_loss": g_loss, **d_terms, **g_terms})
         return replicas.step_logs(self._loss_means.result())
+
+    def test_step(self, data):
+        """The loss terms on the given rows, nothing updated, and the share flagged.
+
+        What `evaluate` and `fit(validation_data=...)` report: every logged term as on a
+        training batch, plus `flagged`, the share of rows below the current threshold. The
+        noise comes from fixed seeds, so evaluating is repeatable and leaves training's
+        random stream where it was.
+        """
+        raw = data[0] if isinstance(data, (tuple, list)) else data
+        x = self.standardizer(raw)
+        seeds = [tf.constant([self.config.seed, EVAL_STREAM + i], tf.int32) for i in range(3)]
+        x_hat, codes, d_terms = self.discriminator_terms(x, seeds)
+        g_terms = self.generator_terms(x, x_hat, codes)
+        self._loss_means.update_state({"d_loss": self._weighted_sum(d_terms, D_TERMS),
+                                       "g_loss": self._weighted_sum(g_terms, G_TERMS),
+                                       **d_terms, **g_terms})
+        normality = self._normality_of_scaled(x)
+        self._flagged.update_state(tf.cast(normality < self.normality_threshold, tf.float32))
+        return replicas.step_logs({**self._loss_means.result(),
+                                   "flagged": self._flagged.result()})
 
     def discriminator_terms(self, x, seeds):
         """D's and Q's loss terms on standardised rows x; returns (x_hat, codes, terms)."""

@@ -183,3 +183,26 @@ def test_infer_threshold_flags_the_asked_share_of_held_out_normal_rows(fitted):
     assert flagged == expected_flagged(len(held_out), 0.05)
     with pytest.raises(ValueError, match="fpr"):
         fitted.infer_threshold(held_out, fpr=1.0)
+
+
+def test_predict_refuses_an_unfitted_model_and_rows_of_the_wrong_width(fitted):
+    with pytest.raises(ValueError, match="not fitted yet"):
+        tiny_model().predict(blobs()[:5], verbose=0)
+    with pytest.raises(ValueError, match=r"expected rows of 4 features .*shape \(5, 3\)"):
+        fitted.predict(blobs()[:5, :3], verbose=0)
+    with pytest.raises(ValueError, match="expected rows of 4 features"):
+        tiny_model().fit(blobs()[:, :3], verbose=0)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        tiny_model().fit(blobs(), batch_size=0, verbose=0)
+    empty = fitted.predict(np.zeros((0, 4), np.float32), verbose=0)
+    assert empty["score"].shape == (0,) and empty["mode_probs"].shape == (0, 3)
+
+
+def test_weights_that_leave_a_network_nothing_to_learn_are_refused():
+    d_off = dict(weight_complement=0, weight_nce=0, weight_d_entropy=0, weight_q_fake=0,
+                 weight_q_real=0)
+    with pytest.raises(ValueError, match="D would have no loss term"):
+        tiny_model(**d_off)
+    g_off = dict(weight_fm=0, weight_pt=0, weight_kl=0, weight_mi=0)
+    with pytest.raises(ValueError, match="G would have no loss term"):
+        tiny_model(**g_off)

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mmocgan_tf.config import ModelConfig
+from mmocgan_tf.config import ConfigError, ModelConfig
 from mmocgan_tf.data import pipeline
 from mmocgan_tf.model import losses, networks, priors, replicas
 from mmocgan_tf.model.references import make_reference
@@ -74,6 +74,7 @@ class MMOCGAN(keras.Model):
                              f"{self.num_features} features")
         self.config = ModelConfig(**hyper).validate()
         cfg = self.config
+        _check_something_trains(cfg)
         seeds = random.Random(cfg.seed)  # the initializers' seeds, in construction order
 
         # === Layers ===
@@ -179,6 +180,30 @@ class MMOCGAN(keras.Model):
             "mode_probs": tf.nn.softmax(out["q_logits"]),
         }
 
+    def predict(self, x, batch_size=None, verbose="auto", **kwargs):
+        """Keras's predict, refusing an unfitted model and rows of the wrong width.
+
+        An unfitted model has no standardisation, reference or threshold yet, so its
+        outputs would be meaningless (every row an anomaly); no rows give empty outputs.
+        """
+        if not self.built or not bool(self.prepared.numpy()):
+            raise ValueError("this MMOCGAN is not fitted yet: call fit(x) on normal rows "
+                             "first, or load a trained model")
+        if not is_dataset(x):
+            x = self._checked_rows(x)
+            if not len(x):
+                return {name: value.numpy() for name, value in self(x).items()}
+        return super().predict(x, batch_size=batch_size, verbose=verbose, **kwargs)
+
+    def _checked_rows(self, x):
+        """x as float32 [n, num_features], or a ValueError that says what is wrong."""
+        x = np.asarray(x, np.float32)
+        if x.ndim != 2 or x.shape[1] != self.num_features:
+            raise ValueError(f"expected rows of {self.num_features} features "
+                             f"({', '.join(self.feature_names)}), got an array of shape "
+                             f"{x.shape}")
+        return x
+
     def generate(self, x, seed=0):
         """Complementary samples in raw feature units, one per row of x, with c ~ Q(c|x).
 
@@ -248,7 +273,11 @@ class MMOCGAN(keras.Model):
             batch_size, data = None, x  # a dataset brings its own batches, shuffled or not
             kwargs.setdefault("shuffle", False)
         else:
-            x = np.asarray(x, np.float32)
+            x = self._checked_rows(x)
+            if not len(x):
+                raise ValueError("fit needs at least one row")
+            if int(batch_size) < 1:
+                raise ValueError(f"batch_size must be >= 1, got {batch_size}")
             first = min(batch_size, len(x))
             count = self.distribute_strategy.num_replicas_in_sync
             if first % count:
@@ -373,3 +402,12 @@ class MMOCGAN(keras.Model):
             if weight:
                 total += weight * value
         return total
+
+
+def _check_something_trains(config):
+    """Refuses weights that leave D or G without a loss term (no gradient to follow)."""
+    for network, terms in (("D", D_TERMS), ("G", G_TERMS)):
+        fields = [field for term, field in terms.items() if term != "g_sigma"]  # prior only
+        if not any(getattr(config, field) for field in fields):
+            raise ConfigError(f"{', '.join(fields)} are all 0: {network} would have no loss "
+                              "term to train on; give one of them a positive weight")

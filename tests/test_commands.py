@@ -152,6 +152,20 @@ def test_a_known_error_is_one_line_and_its_status(exception, status, capsys):
     assert err == f"error: {' '.join(str(exception).split())}\n"
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--no_such_flag=1"], "no_such_flag"),
+    (["--epochs=abc"], "--epochs=abc"),
+    (["--flagfile=no_such.flags"], "no_such.flags"),
+])
+def test_a_bad_flag_is_one_error_line_and_exit_2(argv, message, capsys):
+    train_cli.define_flags()
+    with pytest.raises(SystemExit) as stopped:
+        app.parse_flags(["mmocgan-train", *argv])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err
+
+
 def test_generic_errors_are_bad_input_only_inside_bad_input(capsys):
     @app.command
     def main():

@@ -173,4 +173,17 @@ def run(main, define_flags):
     for flag in flags.FLAGS.get_key_flags_for_module(main.__module__):
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     sys.modules["__main__"].__doc__ = sys.modules[main.__module__].__doc__
-    absl_app.run(main)
+    absl_app.run(main, flags_parser=parse_flags)
+
+
+def parse_flags(argv):
+    """absl's flag parsing, with a bad flag as one `error:` line and exit status 2.
+
+    An unknown or malformed flag, a missing flagfile or a required flag left out is bad
+    input like any other; absl's own handler would print FATAL text and exit 1.
+    """
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as err:
+        print(f"{error_line(err)} (--helpfull lists the flags)", file=sys.stderr)
+        sys.exit(2)

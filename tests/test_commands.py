@@ -166,6 +166,14 @@ def test_a_bad_flag_is_one_error_line_and_exit_2(argv, message, capsys):
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err
 
 
+def test_ctrl_c_is_one_line_and_status_130(capsys):
+    def main():
+        raise KeyboardInterrupt
+
+    assert app.command(main)(["mmocgan-train"]) == 130
+    assert capsys.readouterr().err == "error: interrupted\n"
+
+
 def test_generic_errors_are_bad_input_only_inside_bad_input(capsys):
     @app.command
     def main():

@@ -148,6 +148,9 @@ def command(main):
         logging.set_verbosity(logging.WARNING)
         try:
             return main()
+        except KeyboardInterrupt:  # Ctrl-C: what was written stays as the command left it
+            print("error: interrupted", file=sys.stderr)
+            return 130
         except Exception as err:
             status = exit_status(err)
             if status is None:

@@ -137,7 +137,7 @@ class TrainConfig:
       d_learning_rate: Adam learning rate of the discriminator and Q head.
       g_learning_rate: Adam learning rate of the generator (and phi_mix's mu, sigma).
       steps_per_execution: training steps per compiled call (removes per-step overhead).
-      verbose: Keras progress output (0 quiet, 1 progress bar, 2 one line per epoch).
+      verbose: progress output (0 quiet, 1 one live progress line, 2 Keras's line per epoch).
       strategy: auto (mirrored if > 1 GPU), one_device, mirrored or multi_worker (TF_CONFIG).
       cpu_replicas: N >= 2 logical CPUs to mirror over (strategy=mirrored, no GPU); 0 = off.
       cluster_timeout: seconds a multi_worker task waits for all TF_CONFIG tasks to join.

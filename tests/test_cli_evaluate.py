@@ -40,7 +40,7 @@ def runs(tmp_path_factory):
         "unknown": (write_npz(folder / "unknown.npz", n_normal=50), ["--methods=gmm,nope"]),
         "small": (write_npz(folder / "small.npz", n_normal=2), ["--methods=gmm"]),
         "no_anomalies": (write_npz(folder / "none.npz", n_anomaly=0),
-                         ["--methods=ocnn_neighbor", "--folds=2"]),
+                         ["--methods=ocnn_neighbor", "--folds=2", "--verbose=0"]),
     }
     procs = {case: start_module("cli.evaluate", f"--data={data}", f"--output={folder / case}",
                                 *args)
@@ -80,8 +80,12 @@ def test_evaluate_writes_results_csv_json_table_and_figures(evaluated):
     table = (folder / "table.md").read_text()
     assert "| mmocgan_cat | D < 0.5 |" in table and "| gmm | 99.5th pct |" in table
     for name in ("figure1_modes_pca", "figure2_score_histograms", "figure4_modes_tsne",
-                 "roc_curves"):
+                 "roc_curves", "pr_curves"):
         assert (folder / "figures" / f"{name}.png").stat().st_size > 1000
+    folds = [line for line in out.splitlines() if line.startswith("[")]
+    assert len(folds) == 9 and folds[0].startswith("[1/9, ~") and " left] gmm seed 0 fold 0: " \
+        in folds[0]
+    assert folds[-1].startswith("[9/9] mmocgan_cat seed 0 fold 2: ")
 
 
 @pytest.mark.parametrize("case, message", [
@@ -95,9 +99,10 @@ def test_evaluate_bad_input_is_one_line_and_exit_2(runs, case, message):
 
 
 def test_evaluate_without_anomalies_says_so_and_still_reports_normal_accuracy(runs):
-    folder, (code, _, err) = runs["no_anomalies"]
+    folder, (code, out, err) = runs["no_anomalies"]
     assert code == 0 and any(line.startswith("note: ") and "no anomalies" in line
                              for line in err)
+    assert "fold" not in out  # --verbose=0: no line per fold
     with open(folder / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert rows[0]["auroc"] == "" and float(rows[0]["normal_accuracy"]) > 0.9
@@ -108,6 +113,9 @@ def test_benchmark_tables_every_dataset_and_resumes(runs):
     assert code == 0, err[-5:]
     lines = (folder / "rows.jsonl").read_text().splitlines()
     assert len(lines) == 2 * 2 * 2
+    folds = [line for line in out.splitlines() if line.startswith(("first: [", "second: ["))]
+    assert len(folds) == 8 and folds[0].startswith("first: [1/8, ~")
+    assert folds[-1].startswith("second: [8/8] ocnn_neighbor seed 0 fold 1: ")
     table = (folder / "results.md").read_text()
     assert "| first |" in table and "| second |" in table and "| avg rank |" in table
     base = folder.parent

@@ -2,13 +2,16 @@
 
 import json
 import os
+import re
+import sys
 
 import numpy as np
 import pytest
 from absl import flags
-from tiny import TINY_FLAGS, finish, start_module
+from tiny import TINY_ARGS, TINY_FLAGS, finish, start_module
 
 from cli import train as train_cli
+from mmocgan_tf.cli import train as train_command
 
 
 def write_csv(path, rows, header="a,b,c,label"):
@@ -31,7 +34,8 @@ def good_rows(n=200, seed=0):
 def cli_processes(tmp_path_factory):
     """The two cli.train processes of this file, started together.
 
-    "trained" trains on a small labelled CSV from a flagfile; "missing" names a file that
+    "trained" trains on a small labelled CSV from a flagfile, for 10 epochs at the default
+    verbosity (the progress line, in a log: stderr is a pipe); "missing" names a file that
     does not exist. Returns ({name: CompletedProcess}, folder).
     """
     folder = tmp_path_factory.mktemp("cli")
@@ -39,7 +43,8 @@ def cli_processes(tmp_path_factory):
     flagfile = folder / "tiny.flags"
     flagfile.write_text(TINY_FLAGS + f"--data={csv}\n--label_column=label\n--normal_label=0\n"
                         f"--workdir={folder / 'work'}\n")
-    procs = {"trained": start_module("cli.train", f"--flagfile={flagfile}"),
+    procs = {"trained": start_module("cli.train", f"--flagfile={flagfile}", "--epochs=10",
+                                     "--verbose=1"),
              "missing": start_module("cli.train", f"--data={folder / 'missing.csv'}",
                                      f"--workdir={folder / 'w'}")}
     return {name: finish(proc) for name, proc in procs.items()}, folder
@@ -56,7 +61,7 @@ def test_cli_writes_config_model_metrics_and_logs(trained_workdir):
     workdir, result = trained_workdir
     assert {"config.json", "model.keras", "metrics.json", "logs"} <= set(os.listdir(workdir))
     config = json.loads((workdir / "config.json").read_text())
-    assert config["epochs"] == 2 and config["model"]["num_modes"] == 3
+    assert config["epochs"] == 10 and config["model"]["num_modes"] == 3
     assert config["model"]["d_hidden"] == [16, 16]
     metrics = json.loads((workdir / "metrics.json").read_text())
     assert metrics["n_train"] == 152  # 80% of the 190 normal rows
@@ -66,6 +71,44 @@ def test_cli_writes_config_model_metrics_and_logs(trained_workdir):
     assert metrics["eval"]["quantile"]["auroc"] > 0.95
     assert "held-out (quantile rule)" in result.stdout
     assert not [name for name in os.listdir(workdir) if name.startswith(".staging")]
+
+
+def test_progress_is_a_few_lines_and_no_keras_bar(trained_workdir):
+    _, result = trained_workdir
+    progress = [line for line in result.stderr.splitlines()
+                if re.match(r"\d+/10 epochs, d_loss ", line)]
+    assert 1 <= len(progress) <= 10 and progress[-1].startswith("10/10 epochs")
+    for output in (result.stdout, result.stderr):
+        assert "━" not in output and "Epoch 1/" not in output and "\r" not in output
+        assert "step" not in output  # Keras's bar: "4/4 ━━━━ 0s 3ms/step - d_loss: ..."
+
+
+def test_held_out_pictures_are_pngs_in_the_workdir(trained_workdir):
+    pytest.importorskip("matplotlib", reason="the plots extra is not installed")
+    workdir, result = trained_workdir
+    names = {"scores.png", "roc.png", "pr.png"}
+    assert set(os.listdir(workdir / "figures")) == names
+    for name in names:
+        data = (workdir / "figures" / name).read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5000, name
+    metrics = json.loads((workdir / "metrics.json").read_text())
+    assert sorted(metrics["figures"]) == sorted(f"figures/{n}" for n in names)
+    assert f"pictures in {workdir}/figures/: scores.png, roc.png, pr.png" in result.stdout
+
+
+def test_without_matplotlib_training_succeeds_and_says_how_to_get_pictures(
+        tmp_path, capsys, monkeypatch):
+    # An entry of None in sys.modules makes its import fail, as if it were not installed.
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "mmocgan_tf.evaluation.plots", None)
+    assert not train_command.plots_available()
+    workdir, data = tmp_path / "work", write_csv(tmp_path / "d.csv", good_rows())
+    code, err = run_in_process(capsys, *TINY_ARGS, f"--data={data}", "--label_column=label",
+                               f"--workdir={workdir}")
+    assert code == 0
+    assert err.strip().splitlines() == [train_command.NO_PLOTS]
+    assert "pip install 'mmocgan-tf[plots]'" in train_command.NO_PLOTS
+    assert "figures" not in os.listdir(workdir) and (workdir / "model.keras").exists()
 
 
 def test_saved_model_loads_and_scores(trained_workdir):

@@ -14,7 +14,7 @@ from mmocgan_tf.evaluation.plots.modes import budget_shares  # noqa: E402
 from mmocgan_tf.evaluation.plots.scores import score_scale  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-ALL_FIGURES = {plots.FIGURE1, plots.FIGURE2, plots.FIGURE4, plots.ROC}
+ALL_FIGURES = {plots.FIGURE1, plots.FIGURE2, plots.FIGURE4, plots.ROC, plots.PR}
 
 
 def write_figure_data(folder, n=200, t=60, d=5, modes=True, one_class=False, seed=0):
@@ -49,7 +49,7 @@ def results_dir(tmp_path_factory):
     return write_figure_data(tmp_path_factory.mktemp("plots") / "results")
 
 
-def test_write_figures_writes_all_four_pngs(results_dir):
+def test_write_figures_writes_all_five_pngs(results_dir):
     notes = []
     with threadpool_limits(1):  # OpenMP t-SNE spin-waits badly on a few busy cores
         paths = plots.write_figures(results_dir, notes=notes)
@@ -62,8 +62,9 @@ def test_without_modes_figures_1_and_4_are_skipped(tmp_path):
     results = write_figure_data(tmp_path / "r", modes=False, one_class=True)
     notes = []
     paths = plots.write_figures(results, str(tmp_path / "out"), notes=notes)
-    assert_pngs(paths, {plots.FIGURE2})  # one class: no ROC either
-    assert [note.split(":")[0] for note in notes] == [plots.FIGURE1, plots.FIGURE4, plots.ROC]
+    assert_pngs(paths, {plots.FIGURE2})  # one class: no ROC or PR either
+    assert [note.split(":")[0] for note in notes] == [plots.FIGURE1, plots.FIGURE4, plots.ROC,
+                                                      plots.PR]
 
 
 def test_missing_or_incomplete_figure_data_raises_one_line(tmp_path):
@@ -86,6 +87,35 @@ def test_log_axis_only_when_the_score_range_is_extreme(tmp_path):
     assert score_scale(extreme, log_scale=False) == "linear"
     path = plots.figure2_score_histograms(extreme, [np.inf, 3.0, 4.0], tmp_path / "h.png", "x")
     assert_pngs([path], {"h.png"})
+
+
+def test_held_out_pictures_of_a_training_run(tmp_path):
+    rng = np.random.default_rng(0)
+    y = (np.arange(120) % 6 == 0).astype(int)
+    scores = rng.normal(size=120) + 3 * y
+    paths = plots.heldout_figures(y, scores, 1.5, str(tmp_path / "figs"), "bundled:thyroid",
+                                  threshold_label="threshold: 99.5th pct of training scores")
+    assert_pngs(paths, {"scores.png", "roc.png", "pr.png"})
+    one_class = plots.heldout_figures(np.zeros(30), scores[:30], 1.5, str(tmp_path / "one"),
+                                      "x.csv")
+    assert_pngs(one_class, {"scores.png"})  # no anomalies held out: no curves
+
+
+def test_the_operating_point_is_where_the_threshold_flags_rows(tmp_path):
+    from matplotlib import pyplot as plt
+
+    from mmocgan_tf.evaluation.plots import scores as drawing
+
+    y = np.array([0, 0, 0, 1, 1], bool)
+    fig, ax = plt.subplots()
+    drawing._mark_operating_point(ax, "roc", y, np.array([0.0, 1.0, 3.0, 2.0, 4.0]), 1.5,
+                                  "black")
+    drawing._mark_operating_point(ax, "pr", y, np.array([0.0, 1.0, 3.0, 2.0, 4.0]), 1.5,
+                                  "black")
+    (roc,), (pr,) = (line.get_xydata() for line in ax.lines)
+    plt.close(fig)
+    np.testing.assert_allclose(roc, [1 / 3, 1.0])  # FPR, TPR: 1 of 3 normal, both anomalies
+    np.testing.assert_allclose(pr, [1.0, 2 / 3])  # recall, precision
 
 
 def test_tsne_budget_is_shared_fairly_across_groups():

@@ -10,7 +10,8 @@ OUTPUT/rows.jsonl; rerunning the same command skips what is there, so an interru
 resumes where it stopped. --ablation=modes,losses,reference,prior adds the default MMOCGAN
 variant's Table 2 (modes), loss-term, reference and prior ablations. Writes results.csv,
 summary.json and results.md (AUROC and AUPRC per data set and method, mean, average rank,
-seconds per fit).
+seconds per fit). Each finished fold prints one line, `NAME: [k/N, ~T left] method seed S
+fold F: auroc ...` (none with --verbose=0).
 """
 
 import functools
@@ -24,6 +25,7 @@ from mmocgan_tf.cli import flags as config_flags
 from mmocgan_tf.data import DataError, load_data
 from mmocgan_tf.evaluation import baselines, reports, suite
 from mmocgan_tf.evaluation import protocol as evaluation
+from mmocgan_tf.progress import Progress
 
 FLAGS = flags.FLAGS
 
@@ -44,6 +46,8 @@ def define_flags():
                          "Epochs of every deep method (default: each method's).")
     flags.DEFINE_integer("train_steps", None, "Instead of epochs: about this many training "
                          "steps per deep fit, whatever the data set's size.")
+    flags.DEFINE_integer("verbose", 1, "0: quiet; 1: a line per finished fold, with the "
+                         "folds done and the time left.")
     config_flags.define_model_flags(exclude=("seed",))
     flags.mark_flags_as_required(["output"])
 
@@ -65,6 +69,10 @@ def main():
         log = suite.RunLog(FLAGS.output, settings)
     done = log.done()
     start = time.perf_counter()
+    to_run = {name: left_to_run(name, detectors.values(), seeds, FLAGS.folds, done)
+              for name in specs}
+    # Lines of its own (tag): the Progress only keeps time, it writes nothing.
+    progress, finished = Progress(sum(to_run.values()), "folds", enabled=False), 0
     for name, spec in specs.items():
         try:
             data = load_data(spec)
@@ -73,15 +81,26 @@ def main():
             folds = evaluation.normal_folds(data.y, FLAGS.folds, FLAGS.split_seed)
         except (DataError, evaluation.ProtocolError) as err:
             print(f"skipped {name}: {err}", file=sys.stderr)
+            progress.total -= to_run[name]
             continue
         for row, _, _, _ in evaluation.iter_runs(name, data.x, data.y, detectors.values(),
                                                  folds, seeds, done):
             log.append(row)
-            print(f"{name}: {reports.progress_line(row)}", flush=True)
+            finished += 1
+            progress.update(finished)
+            if FLAGS.verbose:
+                print(f"{name}: {progress.tag(finished)} {reports.progress_line(row)}",
+                      flush=True)
     command = " ".join(["python -m cli.benchmark", *sys.argv[1:]])
     print(suite.write_tables(FLAGS.output, log.rows, list(specs), methods,
                              time.perf_counter() - start, command))
     return 0
+
+
+def left_to_run(name, detectors, seeds, folds, done):
+    """How many folds of data set `name` the run still has to do."""
+    return sum((name, d.name, seed, fold) not in done
+               for d in detectors for seed in seeds for fold in range(folds))
 
 
 def run():

@@ -8,8 +8,9 @@ the held-out normal fold plus every anomaly (mmocgan_tf/evaluation/protocol.py).
 results.json, results.csv (one row per method, seed and fold) and table.md (shaped like
 the paper's Table 1); with --plots also figure_data.npz and figures/*.png. MMOCGAN flags
 (num_modes, prior, weight_*, ...) apply to the mmocgan_* methods; a method name may also
-carry overrides, e.g. mmocgan_cat/num_modes=5. Bad input ends with one `error:` line and
-exit status 2.
+carry overrides, e.g. mmocgan_cat/num_modes=5. Each finished fold prints one line,
+`[k/N, ~T left] method seed S fold F: auroc ...` (none with --verbose=0). Bad input ends
+with one `error:` line and exit status 2.
 """
 
 import functools
@@ -25,6 +26,7 @@ from mmocgan_tf.cli import flags as config_flags
 from mmocgan_tf.data import load_data
 from mmocgan_tf.evaluation import baselines, reports
 from mmocgan_tf.evaluation import protocol as evaluation
+from mmocgan_tf.progress import Progress
 
 FLAGS = flags.FLAGS
 
@@ -48,6 +50,8 @@ def define_flags():
     flags.DEFINE_list("feature_columns", [], "CSV/Parquet columns to use (default: all).")
     flags.DEFINE_string("label_column", None, "CSV/Parquet column of labels.")
     flags.DEFINE_string("normal_label", "0", "Label of normal rows.")
+    flags.DEFINE_integer("verbose", 1, "0: quiet; 1: a line per finished fold, with the "
+                         "folds done and the time left.")
     config_flags.define_model_flags(exclude=("seed",))
     flags.mark_flags_as_required(["data", "output"])
 
@@ -65,10 +69,14 @@ def main():
     os.makedirs(FLAGS.output, exist_ok=True)
     start = time.perf_counter()
     rows, figure = [], plots.FigureData() if plots else None
+    # Lines of its own (tag): the Progress only keeps time, it writes nothing.
+    progress = Progress(len(detectors) * len(seeds) * len(folds), "folds", enabled=False)
     for row, scores, detector, fold in evaluation.iter_runs(
             data.source, x, y, detectors, folds, seeds):
         rows.append(row)
-        print(reports.progress_line(row), flush=True)
+        progress.update(len(rows))
+        if FLAGS.verbose:
+            print(f"{progress.tag(len(rows))} {reports.progress_line(row)}", flush=True)
         if figure is not None and fold.index == 0 and row["seed"] == seeds[0]:
             figure.add(detector, scores, x, y, fold)
     wall = time.perf_counter() - start

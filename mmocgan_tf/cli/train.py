@@ -8,13 +8,19 @@
 With no flags it trains the demo job on the thyroid data shipped with the package.
 --config=NAME reads a flagfile shipped with the package (demo, paper); flags given on the
 command line or in a --flagfile override its values. Writes config.json, model.keras,
-metrics.json and TensorBoard logs into --workdir. Bad input ends with one line on stderr
-and exit status 2; the workdir is left as it was. A multi-worker task whose cluster does
-not come together, or loses a task during training, ends with one line and status 1.
+metrics.json and TensorBoard logs into --workdir and, when labelled rows were held out,
+figures/scores.png, roc.png and pr.png (the plots extra; --noplots skips them). Shows one
+progress line on stderr (--verbose=0: none, 2: Keras's line per epoch). Bad input ends
+with one line on stderr and exit status 2; the workdir is left as it was. A multi-worker
+task whose cluster does not come together, or loses a task during training, ends with one
+line and status 1.
 """
 
 import functools
+import importlib
 import json
+import os
+import sys
 
 from absl import flags
 
@@ -32,6 +38,8 @@ def define_flags():
         "config", "", presets.names(),
         "A flagfile shipped with the package, by name: its values apply to every flag not "
         "given on the command line or in a --flagfile (the files: mmocgan_tf/cli/configs/).")
+    flags.DEFINE_boolean("plots", True, "Draw the held-out rows' score histogram, ROC and "
+                         "precision-recall curves into WORKDIR/figures (the plots extra).")
     config_flags.define_config_flags()
 
 
@@ -40,9 +48,25 @@ def main():
     if FLAGS.config:
         presets.apply(FLAGS.config)
     config = config_flags.config_from_flags()
-    metrics = training.train(config)
+    figures = FLAGS.plots and plots_available()
+    metrics = training.train(config, figures=figures)
     print(summary(config, metrics))
+    if FLAGS.plots and not figures and "eval" in metrics:
+        print(NO_PLOTS, file=sys.stderr)
     return 0
+
+
+NO_PLOTS = ("note: no pictures of the held-out rows: matplotlib is not installed; "
+            "pip install 'mmocgan-tf[plots]' to get them (--noplots hides this note)")
+
+
+def plots_available():
+    """Whether the pictures can be drawn: the plots package and matplotlib import."""
+    try:
+        importlib.import_module("mmocgan_tf.evaluation.plots")
+    except ImportError:
+        return False
+    return True
 
 
 def summary(config, metrics):
@@ -64,6 +88,10 @@ def summary(config, metrics):
                                         "anomaly_accuracy", "f1_anomaly")}
         lines.append(f"held-out ({rule} rule): " + json.dumps(
             {k: None if v is None else round(v, 4) for k, v in shown.items()}))
+    if metrics.get("figures") and metrics.get("chief", True):
+        folder = os.path.join(config.workdir, os.path.dirname(metrics["figures"][0]))
+        names = ", ".join(os.path.basename(path) for path in metrics["figures"])
+        lines.append(f"pictures in {folder}/: {names}")
     if "export" in metrics:
         lines.append(f"exported SavedModel: {metrics['export']}")
     return "\n".join(lines)

@@ -21,10 +21,12 @@ def load_exported(model_path):
     return signature, export.read_metadata(version_dir)
 
 
-def score_file(model_path, data_path, output_path, chunk_rows=65536):
+def score_file(model_path, data_path, output_path, chunk_rows=65536, on_chunk=None):
     """Scores every row of data_path into output_path (CSV: score,is_anomaly,mode).
 
     Table columns are matched to the model's features by name. Returns the number of rows.
+    on_chunk, when given, is called with the rows scored so far after every chunk (a
+    progress line: the total of a CSV file is not known before it is read).
 
     Raises:
       ExportError: no exported model at model_path.
@@ -42,4 +44,6 @@ def score_file(model_path, data_path, output_path, chunk_rows=65536):
                 result["mode"].numpy().astype(np.int64)])
             np.savetxt(out, block, fmt=("%.9g", "%d", "%d"), delimiter=",")
             rows += len(chunk)
+            if on_chunk is not None:
+                on_chunk(rows)
     return rows

@@ -2,6 +2,8 @@
 
 The workdir is only written once the run has succeeded: everything is produced in a
 staging folder first, so a failed run never overwrites a good model, config or log.
+At verbose=1 the fit shows one progress line (training/progress.py) rather than a Keras
+bar per epoch; verbose=2 keeps Keras's line per epoch.
 """
 
 import dataclasses
@@ -22,11 +24,13 @@ from mmocgan_tf.deploy import export
 from mmocgan_tf.evaluation.metrics import detection_metrics
 from mmocgan_tf.model.mmocgan import MMOCGAN
 from mmocgan_tf.training import distribute
+from mmocgan_tf.training.progress import EpochProgress
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 LOGS_DIR = "logs"
+FIGURES_DIR = "figures"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,9 +46,12 @@ class _Inputs:
     y_eval: np.ndarray | None = None
 
 
-def train(config: TrainConfig):
+def train(config: TrainConfig, figures=False):
     """Trains MMOC-GAN as configured and fills config.workdir; returns the metrics dict.
 
+    figures=True also draws the held-out rows' score histogram, ROC and precision-recall
+    curves into config.workdir/figures when there are labelled held-out rows (it needs
+    matplotlib, the plots extra); metrics["figures"] then lists them, relative to workdir.
     Under --strategy=multi_worker every task runs this with the same config; the chief
     writes config.workdir (and export_dir), the other workers write the same files to a
     temporary folder that is removed afterwards, so all of them take part in every step.
@@ -69,7 +76,7 @@ def train(config: TrainConfig):
         os.makedirs(workdir, exist_ok=True)
         staging = tempfile.mkdtemp(prefix=".staging-", dir=workdir)
         try:
-            model, metrics = _train_into(staging, config, strategy, inputs)
+            model, metrics = _train_into(staging, config, strategy, inputs, figures)
             _publish(staging, workdir)
         except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as err:
             if not distribute.is_multi_worker(strategy):
@@ -128,13 +135,17 @@ def _load_inputs(config):
                    y_eval)
 
 
-def _train_into(folder, config, strategy, inputs):
+def _train_into(folder, config, strategy, inputs, figures=False):
     model = build_model(config, inputs.feature_names, strategy)
+    progress = EpochProgress(enabled=config.verbose == 1)
     start = time.perf_counter()
-    history = model.fit(
-        inputs.fit_data, epochs=config.epochs, batch_size=config.batch_size,
-        verbose=config.verbose,
-        callbacks=[keras.callbacks.TensorBoard(os.path.join(folder, LOGS_DIR))])
+    try:
+        history = model.fit(
+            inputs.fit_data, epochs=config.epochs, batch_size=config.batch_size,
+            verbose=2 if config.verbose == 2 else 0,
+            callbacks=[keras.callbacks.TensorBoard(os.path.join(folder, LOGS_DIR)), progress])
+    finally:  # a fit that raised leaves no half line before the error
+        progress.close()
     fit_seconds = time.perf_counter() - start
 
     metrics = {
@@ -151,6 +162,9 @@ def _train_into(folder, config, strategy, inputs):
     }
     if inputs.y_eval is not None:
         metrics["eval"] = evaluate(model, inputs.x_train, inputs.x_eval, inputs.y_eval)
+        if figures and metrics["chief"]:  # the other workers' files are thrown away
+            metrics["figures"] = draw_figures(folder, model, inputs.x_eval, inputs.y_eval,
+                                              inputs.source)
     model.save(os.path.join(folder, MODEL_FILE))
     with open(os.path.join(folder, CONFIG_FILE), "w") as f:
         f.write(config.to_json())
@@ -174,6 +188,27 @@ def evaluate(model, x_train, x_eval, y_eval):
         rules["half"] = out["normality"] < 0.0
     return {rule: detection_metrics(y_eval, out["score"], flagged)
             for rule, flagged in rules.items()}
+
+
+def draw_figures(folder, model, x_eval, y_eval, source):
+    """folder/figures: held-out scores against the model's threshold, ROC and PR curves.
+
+    Returns the PNG paths relative to folder. Imports the plots package (matplotlib) here,
+    so training without the extra never needs it.
+    """
+    from mmocgan_tf.evaluation import plots
+
+    scores = _outputs(model, x_eval)["score"]
+    threshold = float(np.asarray(model.reference.score(model.normality_threshold)))
+    config = model.config
+    if config.threshold_rule == "half":
+        how = "threshold: D(x) < 0.5"
+    else:
+        how = f"threshold: {100 * config.threshold_quantile:g}th pct of training scores"
+    name = source if ":" in source else os.path.basename(source)
+    paths = plots.heldout_figures(y_eval, scores, threshold, os.path.join(folder, FIGURES_DIR),
+                                  name, threshold_label=how)
+    return [os.path.relpath(p, folder) for p in paths]
 
 
 def _outputs(model, x, chunk=4096):

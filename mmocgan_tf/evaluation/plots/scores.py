@@ -1,4 +1,4 @@
-"""Figure 2 and the ROC curves: how each method's test scores separate the two classes.
+"""Figure 2, ROC and precision-recall curves: how test scores separate the two classes.
 
 Scores are higher = more anomalous (Detector.anomaly_score); labels 1 = anomaly,
 0 = normal. Methods score on different scales, so each panel picks its own bins and
@@ -10,7 +10,12 @@ import math
 
 import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import (
+    average_precision_score,
+    precision_recall_curve,
+    roc_auc_score,
+    roc_curve,
+)
 
 from mmocgan_tf.evaluation.plots.drawing import palette, save_figure
 
@@ -18,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def figure2_score_histograms(score_normal, score_anomaly, path, title, bins=None,
-                             log_scale=None):
+                             log_scale=None, threshold=None, threshold_label="threshold"):
     """Figure 2: overlaid histograms of the test scores of normal and anomalous rows.
 
     The overlap of the two distributions is what a threshold has to cut through: little
@@ -26,10 +31,11 @@ def figure2_score_histograms(score_normal, score_anomaly, path, title, bins=None
     density-normalised so classes of very different sizes compare. log_scale: None picks
     a log (or symmetric-log) score axis when a few extreme scores would squash the rest
     into one bin (score_scale); True or False forces it. bins: None picks 2 sqrt(rows),
-    10 to 50.
+    10 to 50. threshold: a decision threshold on the score, drawn as a vertical line.
     """
-    fig, ax = plt.subplots(figsize=(6, 4))
-    _histogram_panel(ax, score_normal, score_anomaly, title, bins, log_scale)
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    _histogram_panel(ax, score_normal, score_anomaly, title, bins, log_scale,
+                     threshold, threshold_label)
     return save_figure(fig, path)
 
 
@@ -56,43 +62,97 @@ def figure2_score_histogram_grid(scores_by_method, y_test, path, bins=None, log_
     return save_figure(fig, path)
 
 
-def roc_curves(y_test, scores_by_method, path):
+def roc_curves(y_test, scores_by_method, path, title=None, thresholds=None):
     """ROC curves of every method on the test rows, AUROC in the legend (best first).
 
     The threshold-free comparison of the detectors. Returns None and writes nothing when
     y_test holds one class only, where ROC is undefined (the reason is logged). A method
-    whose scores hold NaN is left out of the plot and named in a note.
+    whose scores hold NaN is left out of the plot and named in a note. title: what the
+    rows are (default "the test rows"); thresholds: {method: score threshold}, each
+    marked on its curve where the detector operates.
     """
+    return _curves("roc", y_test, scores_by_method, path, title, thresholds)
+
+
+def pr_curves(y_test, scores_by_method, path, title=None, thresholds=None):
+    """Precision-recall curves of every method, AUPRC (average precision) in the legend.
+
+    With few anomalies, ROC looks good even when most flagged rows are false alarms;
+    precision shows that share directly. The dashed line is a detector that flags at
+    random (precision = the share of anomalies). Arguments and skips as roc_curves.
+    """
+    return _curves("pr", y_test, scores_by_method, path, title, thresholds)
+
+
+def _curves(kind, y_test, scores_by_method, path, title, thresholds):
+    """Draws ROC (kind "roc") or precision-recall ("pr") curves, best area first."""
     y = _labels(y_test)
+    name = "roc_curves" if kind == "roc" else "pr_curves"
     if y.all() or not y.any():
-        log.warning("roc_curves: skipped, y_test holds only %s rows",
+        log.warning("%s: skipped, y_test holds only %s rows", name,
                     "anomalous" if y.all() else "normal")
         return None
+    thresholds = thresholds or {}
     curves, skipped = [], []
-    for name, score in scores_by_method.items():
+    for method, score in scores_by_method.items():
         score = _rankable(score)
         if score is None:
-            skipped.append(name)
+            skipped.append(method)
             continue
-        fpr, tpr, _ = roc_curve(y, score)
-        curves.append((roc_auc_score(y, score), name, fpr, tpr))
+        if kind == "roc":
+            fpr, tpr, _ = roc_curve(y, score)
+            curves.append((roc_auc_score(y, score), method, fpr, tpr, score))
+        else:
+            precision, recall, _ = precision_recall_curve(y, score)
+            curves.append((average_precision_score(y, score), method, recall, precision,
+                           score))
     curves.sort(key=lambda c: -c[0])
+    area = "AUROC" if kind == "roc" else "AUPRC"
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    colors = palette(len(curves))
-    for (auc, name, fpr, tpr), color in zip(curves, colors, strict=True):
-        ax.plot(fpr, tpr, color=color, lw=1.4, label=f"{name} (AUROC {auc:.3f})")
-    ax.plot([0, 1], [0, 1], color="lightgray", ls="--", lw=1, label="chance (0.500)")
+    for (value, method, xs, ys, score), color in zip(curves, palette(len(curves)),
+                                                      strict=True):
+        ax.plot(xs, ys, color=color, lw=1.4,
+                drawstyle="default" if kind == "roc" else "steps-post",
+                label=f"{method} ({area} {value:.3f})")
+        if method in thresholds:
+            _mark_operating_point(ax, kind, y, score, thresholds[method], color)
+    if kind == "roc":
+        ax.plot([0, 1], [0, 1], color="lightgray", ls="--", lw=1, label="chance (0.500)")
+        ax.set_xlabel("false positive rate (normal rows flagged)")
+        ax.set_ylabel("true positive rate (anomalies flagged)")
+    else:
+        share = float(y.mean())
+        ax.axhline(share, color="lightgray", ls="--", lw=1, label=f"chance ({share:.3f})")
+        ax.set_xlabel("recall (share of anomalies flagged)")
+        ax.set_ylabel("precision (share of flagged rows that are anomalies)")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
-    ax.set_xlabel("false positive rate (normal rows flagged)")
-    ax.set_ylabel("true positive rate (anomalies flagged)")
-    title = f"ROC on the test rows ({int((~y).sum())} normal, {int(y.sum())} anomalous)"
+    shown = "ROC" if kind == "roc" else "Precision-recall"
+    text = (f"{shown} on {title or 'the test rows'} "
+            f"({int((~y).sum())} normal, {int(y.sum())} anomalous)")
     if skipped:
-        title += "\nleft out, NaN scores: " + ", ".join(skipped)
-    ax.set_title(title, fontsize="medium")
-    ax.legend(loc="lower right" if len(curves) <= 8 else "center left",
-              bbox_to_anchor=None if len(curves) <= 8 else (1.02, 0.5), fontsize="small")
+        text += "\nleft out, NaN scores: " + ", ".join(skipped)
+    ax.set_title(text, fontsize="medium")
+    inside = len(curves) <= 8
+    corner = "lower right" if kind == "roc" else "best"
+    ax.legend(loc=corner if inside else "center left",
+              bbox_to_anchor=None if inside else (1.02, 0.5), fontsize="small")
     return save_figure(fig, path)
+
+
+def _mark_operating_point(ax, kind, y, score, threshold, color):
+    """The point of the curve where rows scoring above threshold are flagged."""
+    flagged = score > threshold
+    if kind == "roc":
+        x, v = flagged[~y].mean(), flagged[y].mean()
+        label = f"threshold (FPR {x:.3f}, TPR {v:.3f})"
+    elif flagged.any():
+        x, v = flagged[y].mean(), y[flagged].mean()
+        label = f"threshold (recall {x:.3f}, precision {v:.3f})"
+    else:
+        return  # nothing flagged: no precision to mark
+    ax.plot([x], [v], marker="o", ms=7, color=color, mec="black", ls="none", zorder=4,
+            label=label)
 
 
 def score_scale(values, log_scale=None):
@@ -141,7 +201,8 @@ def _rankable(score):
     return np.where(score == np.inf, hi + margin, np.where(score == -np.inf, lo - margin, score))
 
 
-def _histogram_panel(ax, score_normal, score_anomaly, title, bins, log_scale):
+def _histogram_panel(ax, score_normal, score_anomaly, title, bins, log_scale, threshold=None,
+                     threshold_label="threshold"):
     """Draws the two density histograms on ax, on shared bins equal-width on the shown axis."""
     groups = [("normal", np.asarray(score_normal, np.float64).ravel(), "tab:blue"),
               ("anomaly", np.asarray(score_anomaly, np.float64).ravel(), "tab:red")]
@@ -185,6 +246,8 @@ def _histogram_panel(ax, score_normal, score_anomaly, title, bins, log_scale):
         ax.set_xscale("log")
     elif scale == "symlog":
         ax.set_xscale("symlog", linthresh=linthresh)
+    if threshold is not None and np.isfinite(threshold) and (scale != "log" or threshold > 0):
+        ax.axvline(threshold, color="black", ls="--", lw=1.2, label=threshold_label)
     ax.set_xlabel("score (higher = more anomalous)")
     ax.set_ylabel(ylabel)
     ax.legend(fontsize="x-small")

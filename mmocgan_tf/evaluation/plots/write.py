@@ -11,20 +11,25 @@ import numpy as np
 
 from mmocgan_tf.evaluation.plots.figure_data import FIGURE_DATA, load_figure_data
 from mmocgan_tf.evaluation.plots.modes import figure1_modes_pca, figure4_modes_tsne
-from mmocgan_tf.evaluation.plots.scores import figure2_score_histogram_grid, roc_curves
+from mmocgan_tf.evaluation.plots.scores import (
+    figure2_score_histogram_grid,
+    pr_curves,
+    roc_curves,
+)
 
 FIGURE1 = "figure1_modes_pca.png"
 FIGURE2 = "figure2_score_histograms.png"
 FIGURE4 = "figure4_modes_tsne.png"
 ROC = "roc_curves.png"
+PR = "pr_curves.png"
 
 
 def write_figures(results_dir, out_dir=None, notes=None):
     """Draws every figure that results_dir/figure_data.npz supports.
 
     Writes figure1_modes_pca.png and figure4_modes_tsne.png (only when learned modes are
-    present), figure2_score_histograms.png (one panel per method) and roc_curves.png (not
-    when the test labels hold one class).
+    present), figure2_score_histograms.png (one panel per method), roc_curves.png and
+    pr_curves.png (not when the test labels hold one class).
 
     Args:
       results_dir: the folder holding figure_data.npz.
@@ -70,6 +75,9 @@ def write_figures(results_dir, out_dir=None, notes=None):
         notes.append(f"{FIGURE4}: no learned modes in {FIGURE_DATA}")
     if y.all() or not y.any():
         notes.append(f"{ROC}: the test labels hold one class only, ROC is undefined")
+        notes.append(f"{PR}: the test labels hold one class only, precision-recall is "
+                     "undefined")
     else:
         written.append(roc_curves(y, data["scores"], os.path.join(out_dir, ROC)))
+        written.append(pr_curves(y, data["scores"], os.path.join(out_dir, PR)))
     return written

@@ -41,13 +41,23 @@ def test_score_signature_returns_the_score_alone(tiny_export):
     assert list(out) == ["score"]
 
 
+def test_feature_names_signature_returns_the_names_in_input_order(tiny_export):
+    """What a server's client maps table columns by; a dummy scalar, since Predict needs one."""
+    out = tf.saved_model.load(tiny_export).signatures["feature_names"](unused=tf.constant(0.0))
+    assert list(out) == ["feature_names"]
+    assert out["feature_names"].numpy().tolist() == [b"a", b"b", b"c"]
+    assert export.read_metadata(tiny_export)["signatures"]["feature_names"] == {
+        "inputs": ["unused"], "outputs": ["feature_names"]}
+
+
 def test_saved_model_cli_lists_named_signatures(tiny_export):
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     result = subprocess.run([cli, "show", "--dir", tiny_export, "--all"], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-500:]
     for name in ("signature_def['serving_default']", "signature_def['score']",
-                 "inputs['features']", "outputs['is_anomaly']", "outputs['mode_probs']"):
+                 "signature_def['feature_names']", "inputs['unused']", "inputs['features']",
+                 "outputs['is_anomaly']", "outputs['mode_probs']"):
         assert name in result.stdout
     assert "args_0" not in result.stdout and "output_0" not in result.stdout
 

@@ -1,9 +1,9 @@
 """Offline scoring through an exported SavedModel, and the export/score CLIs.
 
 cli.export's new thresholds are checked where they act: in the exported graph's is_anomaly
-on the run's own training rows, for the default variant (score -log p) and the paper's
-(score 1 - D(x), whose threshold maps through a sigmoid). Its runs are subprocesses started
-together, since each spends most of its time importing TensorFlow.
+on the run's own training rows, for the default variant (score -log p, unbounded) and the
+paper's (score 1 - D(x) in (0, 1), whose threshold maps through a sigmoid). Its runs are
+subprocesses started together, since each spends most of its time importing TensorFlow.
 """
 
 import json
@@ -98,65 +98,104 @@ def exported_outputs(base, x):
     return {k: v.numpy() for k, v in out.items()}, export.read_metadata(version)
 
 
+def median_score(workdir):
+    """The median score of a run's training rows, as written on a command line."""
+    model = keras.saving.load_model(workdir / "model.keras")
+    return float(f"{np.median(model.predict(training_rows(workdir), verbose=0)['score']):.6f}")
+
+
 @pytest.fixture(scope="module")
 def cli_exports(run_and_export, paper_workdir):
-    """The cli.export runs, started together; the paper's --threshold is its median score.
+    """The cli.export runs, started together, and the thresholds taken from the scores.
 
-    The paper's --threshold_quantile goes through export_workdir in this process instead
-    (the function cli.export calls), which saves a fifth TensorFlow import.
+    "threshold" is the old example value 0.9 on the default model, whose score is a
+    negative log-density; "median" and "paper_threshold" are each run's median training
+    score. The --threshold_quantile runs go through export_workdir in this process instead
+    (the function cli.export calls), which saves two TensorFlow imports.
     """
     workdir, base, _ = run_and_export
     folder = workdir.parent
-    paper = keras.saving.load_model(paper_workdir / "model.keras")
-    median = float(np.median(paper.predict(training_rows(paper_workdir), verbose=0)["score"]))
-    runs = {"threshold": (workdir, base, "--threshold=0.75"),
+    medians = {"median": median_score(workdir), "paper_threshold": median_score(paper_workdir)}
+    runs = {"threshold": (workdir, base, "--threshold=0.9"),
             "clash": (workdir, base, "--version=1"),
-            "quantile": (workdir, folder / "q", "--threshold_quantile=0.9"),
-            "paper_threshold": (paper_workdir, folder / "pt", f"--threshold={median:.6f}")}
+            "median": (workdir, folder / "m", f"--threshold={medians['median']}"),
+            "contamination": (workdir, folder / "c", "--contamination=0.1"),
+            "paper_threshold": (paper_workdir, folder / "pt",
+                                f"--threshold={medians['paper_threshold']}")}
     procs = {name: start_module("cli.export", f"--workdir={w}", f"--export_dir={b}", flag)
              for name, (w, b, flag) in runs.items()}
-    # The paper's quantile path in this process, meanwhile: what cli.export calls.
+    # The quantile paths in this process, meanwhile: what cli.export calls.
+    export.export_workdir(str(workdir), str(folder / "q"), threshold_quantile=0.9)
     export.export_workdir(str(paper_workdir), str(folder / "pq"), threshold_quantile=0.8)
-    return {name: finish(proc) for name, proc in procs.items()}, float(f"{median:.6f}")
+    return {name: finish(proc) for name, proc in procs.items()}, medians
 
 
 @pytest.mark.slow
 def test_cli_export_writes_a_new_version_with_a_new_threshold(run_and_export, cli_exports):
-    _, base, _ = run_and_export
+    """0.9 is a real score threshold now, flagging nearly every row: exported, with a warning."""
+    workdir, base, _ = run_and_export
     result = cli_exports[0]["threshold"]
     assert result.returncode == 0, result.stderr[-2000:]
     newest = export.latest_version_dir(str(base))
     assert newest.endswith(os.sep + "2")
-    assert export.read_metadata(newest)["threshold_score"] == pytest.approx(0.75)
+    x = training_rows(workdir)
+    out, meta = exported_outputs(base, x)
+    assert meta["threshold_score"] == pytest.approx(0.9)
+    np.testing.assert_array_equal(out["is_anomaly"], out["score"] > np.float32(0.9))
+    assert meta["training_flagged_share"] == pytest.approx(out["is_anomaly"].mean())
+    assert meta["training_flagged_share"] > 0.9
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "of the training rows" in warnings[0], result.stderr[-2000:]
     result = cli_exports[0]["clash"]
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith("error:")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,quantile", [("quantile", 0.9), ("paper_quantile", 0.8)])
-def test_cli_export_threshold_quantile_flags_that_share_of_training_rows(
+def test_cli_export_threshold_in_the_default_models_units_flags_rows_above_it(
+        run_and_export, cli_exports):
+    workdir = run_and_export[0]
+    results, medians = cli_exports
+    result = results["median"]
+    assert result.returncode == 0, result.stderr[-2000:]
+    x = training_rows(workdir)
+    out, meta = exported_outputs(workdir.parent / "m", x)
+    threshold = medians["median"]
+    assert threshold > 1  # -log p(x): not a probability
+    assert meta["threshold_score"] == pytest.approx(threshold)
+    # score = -normality exactly, so the decision is exactly score > t (in float32)
+    np.testing.assert_array_equal(out["is_anomaly"], out["score"] > np.float32(threshold))
+    assert abs(out["is_anomaly"].sum() - len(x) / 2) <= 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,quantile", [("quantile", 0.9), ("contamination", 0.9),
+                                           ("paper_quantile", 0.8)])
+def test_cli_export_quantile_or_contamination_flags_that_share_of_training_rows(
         run_and_export, paper_workdir, cli_exports, name, quantile):
     result = cli_exports[0].get(name)  # None: exported in-process
     assert result is None or result.returncode == 0, result.stderr[-2000:]
     workdir = paper_workdir if name.startswith("paper") else run_and_export[0]
     x = training_rows(workdir)
-    base = workdir.parent / {"quantile": "q", "paper_quantile": "pq"}[name]
+    base = workdir.parent / {"quantile": "q", "contamination": "c", "paper_quantile": "pq"}[name]
     out, meta = exported_outputs(base, x)
     assert meta["model_config"]["reference"] == ("none" if name.startswith("paper") else "gmm")
     flagged = expected_flagged(len(x), 1 - quantile)
     assert out["is_anomaly"].sum() == flagged
+    assert meta["training_flagged_share"] == pytest.approx(flagged / len(x))
     ranked = np.sort(out["score"])
     assert ranked[-flagged - 1] <= meta["threshold_score"] <= ranked[-flagged]
     np.testing.assert_array_equal(out["is_anomaly"], out["score"] > meta["threshold_score"])
     assert meta["threshold_score"] == pytest.approx(np.quantile(out["score"], quantile),
                                                     rel=1e-3)
-    assert result is None or f"threshold score {meta['threshold_score']:.6g}" in result.stdout
+    if result is not None:
+        assert f"threshold score {meta['threshold_score']:.6g}" in result.stdout
+        assert "warning" not in result.stderr
 
 
 @pytest.mark.slow
 def test_cli_export_threshold_is_a_score_for_the_paper_variant(paper_workdir, cli_exports):
-    results, threshold = cli_exports
-    result = results["paper_threshold"]
+    results, medians = cli_exports
+    result, threshold = results["paper_threshold"], medians["paper_threshold"]
     assert result.returncode == 0, result.stderr[-2000:]
     x = np.concatenate([training_rows(paper_workdir),
                         np.random.default_rng(3).normal(size=(100, 3)).astype("float32") * 4])
@@ -167,6 +206,22 @@ def test_cli_export_threshold_is_a_score_for_the_paper_variant(paper_workdir, cl
     assert abs(out["is_anomaly"][:200].sum() - 100) <= 2  # t: the training rows' median
     near = np.abs(out["score"] - threshold) < 1e-6
     np.testing.assert_array_equal(out["is_anomaly"][~near], out["score"][~near] > threshold)
+
+
+@pytest.mark.parametrize("options,message", [
+    (dict(threshold=1.5), r"bad threshold: .*1\.5 is not in \(0, 1\)"),
+    (dict(threshold=5.0, contamination=0.1), "not threshold and contamination"),
+    (dict(threshold_quantile=0.9, contamination=0.1), "not threshold_quantile and contam"),
+    (dict(contamination=0.6), r"contamination=0\.6 must be in \(0, 0\.5\]"),
+    (dict(threshold=float("nan")), "finite"),
+])
+def test_export_workdir_refuses_bad_thresholds_in_one_line(paper_workdir, tmp_path, options,
+                                                           message):
+    """The paper variant's score is 1 - D(x), so its reference refuses 1.5."""
+    with pytest.raises(export.ExportError, match=message) as info:
+        export.export_workdir(str(paper_workdir), str(tmp_path / "sm"), **options)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "sm").exists()
 
 
 @pytest.mark.slow

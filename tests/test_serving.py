@@ -20,6 +20,7 @@ import pytest
 pytest.importorskip("grpc")
 pytest.importorskip("tensorflow_serving.apis.prediction_service_pb2_grpc")
 
+import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from google.protobuf import text_format  # noqa: E402
 from tensorflow_serving.config import model_server_config_pb2  # noqa: E402
@@ -49,12 +50,18 @@ def free_port():
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_export, tmp_path_factory):
-    """base/tiny/1, the shared export, and base/tiny/2, a copy, to test version choice."""
+def exported(tiny_model, tiny_export, tmp_path_factory):
+    """base/tiny/1, the shared export, and base/tiny/2, a copy, to test version choice;
+    base/legacy/1, the same model as exports before the feature_names signature were."""
     base = tmp_path_factory.mktemp("served")
     first = str(base / "tiny" / "1")
     shutil.copytree(tiny_export, first)
     shutil.copytree(tiny_export, base / "tiny" / "2")
+    legacy = keras.export.ExportArchive()
+    legacy.track(tiny_model)
+    legacy.add_endpoint("serving_default", lambda features: tiny_model(features),
+                        input_signature=[tf.TensorSpec([None, 3], tf.float32, name="features")])
+    legacy.write_out(str(base / "legacy" / "1"), verbose=False)
     return base, first
 
 
@@ -108,8 +115,28 @@ def test_metadata_lists_features_and_outputs(server, kind):
     assert meta["inputs"] == {"features": {"dtype": "float32", "shape": (None, 3)}}
     assert {k: v["dtype"] for k, v in meta["outputs"].items()} == OUTPUTS
     assert meta["outputs"]["mode_probs"]["shape"] == (None, 2)
-    assert meta["signatures"] == ["score", "serving_default"]
+    assert meta["signatures"] == ["feature_names", "score", "serving_default"]
     assert meta["version"] == 2  # the latest
+
+
+@pytest.mark.parametrize("kind", ["grpc", "rest"])
+def test_feature_names_come_from_the_export(server, kind):
+    """A string tensor: string_val over gRPC, JSON strings over REST, str from both."""
+    assert make_client(server, kind).feature_names() == ["a", "b", "c"]
+    legacy = (GrpcClient(server.grpc_target, "legacy") if kind == "grpc"
+              else RestClient(server.rest_url, "legacy"))
+    assert legacy.feature_names() is None  # no such signature: the caller falls back
+
+
+def test_feature_names_signature_as_tf_serving_is_called(server):
+    """Columnar REST with the scalar it ignores, as curl would send it."""
+    body = b'{"signature_name": "feature_names", "inputs": {"unused": 0}}'
+    request = urllib.request.Request(f"{server.rest_url}/v1/models/tiny:predict", data=body)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert json.loads(response.read()) == {"outputs": ["a", "b", "c"]}
+    with GrpcClient(server.grpc_target, "tiny") as client:
+        out = client.predict_arrays({"unused": np.float32(0)}, signature="feature_names")
+    assert out["feature_names"].tolist() == [b"a", b"b", b"c"]
 
 
 @pytest.mark.parametrize("fmt", ["instances", "inputs"])
@@ -236,6 +263,9 @@ def test_tensor_proto_decodes_both_encodings():
         np.testing.assert_array_equal(tensor_proto.from_tensor_proto(proto), array)
         typed = tf.make_tensor_proto(array.tolist(), dtype=array.dtype, shape=array.shape)
         np.testing.assert_array_equal(tensor_proto.from_tensor_proto(typed), array)
+    names = tensor_proto.to_tensor_proto(np.array(["a", "é"]))  # string_val, UTF-8
+    assert tf.make_ndarray(names).tolist() == [b"a", "é".encode()]
+    assert tensor_proto.from_tensor_proto(names).tolist() == [b"a", "é".encode()]
     short = tf.make_tensor_proto(0.5, dtype=tf.float32, shape=[3])  # one value, repeated
     np.testing.assert_array_equal(tensor_proto.from_tensor_proto(short), [0.5] * 3)
 
@@ -261,43 +291,53 @@ def test_models_config_parses_as_model_server_config(tmp_path):
 
 # === cli.predict, in subprocesses ===
 
-def start_cli(folder, name, *args):
-    """Starts `python -m cli.predict` on folder/in.csv, writing folder/NAME.csv."""
-    return start_module("cli.predict", "--model_name=tiny", f"--data={folder / 'in.csv'}",
+def start_cli(folder, name, data, *args):
+    """Starts `python -m cli.predict` on folder/DATA, writing folder/NAME.csv."""
+    return start_module("cli.predict", f"--data={folder / data}",
                         f"--output={folder / name}.csv", *args)
 
 
 @pytest.fixture(scope="module")
 def cli_folder(tmp_path_factory):
+    """in.csv (id,a,b,c) and shuffled.csv (c,id,b,a): the same 30 rows."""
     folder = tmp_path_factory.mktemp("cli")
     x = rows(30)
     with open(folder / "in.csv", "w") as f:
         f.write("id,a,b,c\n")
         f.writelines(f"{i},{r[0]},{r[1]},{r[2]}\n" for i, r in enumerate(x))
+    with open(folder / "shuffled.csv", "w") as f:
+        f.write("c,id,b,a\n")
+        f.writelines(f"{r[2]},{i},{r[1]},{r[0]}\n" for i, r in enumerate(x))
     return folder, x
 
 
 @pytest.fixture(scope="module")
-def cli_runs(server, cli_folder, exported):
+def cli_runs(server, cli_folder):
     """The runs, started together: each spends most of its time importing TensorFlow.
 
-    "good" calls the stand-in over gRPC in batches of 8, mapping the CSV's columns by the
-    feature names of the local export; "rest" calls it over REST in batches of 7, naming
-    the columns; "down" calls a port nobody listens on, over REST.
+    "grpc" (batches of 8) and "rest" (batches of 7) send shuffled.csv with no local model
+    and no column flags: the server's feature_names map its columns. "override" names the
+    columns of in.csv for the legacy export, "legacy" leaves them to that export, which
+    cannot name them, and "down" calls a port nobody listens on, over REST.
     """
     folder = cli_folder[0]
-    procs = {"good": start_cli(folder, "good", f"--server={server.grpc_target}",
-                               "--batch_size=8", f"--model_dir={exported[0] / 'tiny'}"),
-             "rest": start_cli(folder, "rest", f"--server={server.rest_url[len('http://'):]}",
-                               "--rest", "--batch_size=7", "--feature_columns=a,b,c"),
-             "down": start_cli(folder, "down", f"--server=127.0.0.1:{free_port()}", "--rest",
-                               "--feature_columns=a,b,c")}
+    rest = server.rest_url[len("http://"):]
+    procs = {"grpc": start_cli(folder, "grpc", "shuffled.csv", "--model_name=tiny",
+                               f"--server={server.grpc_target}", "--batch_size=8"),
+             "rest": start_cli(folder, "rest", "shuffled.csv", "--model_name=tiny",
+                               f"--server={rest}", "--rest", "--batch_size=7"),
+             "override": start_cli(folder, "override", "in.csv", "--model_name=legacy",
+                                   f"--server={server.grpc_target}", "--feature_columns=a,b,c"),
+             "legacy": start_cli(folder, "legacy", "shuffled.csv", "--model_name=legacy",
+                                 f"--server={rest}", "--rest"),
+             "down": start_cli(folder, "down", "in.csv", "--model_name=tiny", "--rest",
+                               f"--server=127.0.0.1:{free_port()}", "--feature_columns=a,b,c")}
     done = {name: finish(proc, timeout=120) for name, proc in procs.items()}
     return {name: (r.returncode, r.stdout, r.stderr) for name, r in done.items()}
 
 
-@pytest.mark.slow  # cli_runs: three subprocesses importing TensorFlow
-@pytest.mark.parametrize("run,batch_size", [("good", 8), ("rest", 7)])
+@pytest.mark.slow  # cli_runs: five subprocesses importing TensorFlow
+@pytest.mark.parametrize("run,batch_size", [("grpc", 8), ("rest", 7), ("override", 1000)])
 def test_cli_predict_writes_one_row_per_input(cli_runs, local, cli_folder, run, batch_size):
     folder, x = cli_folder
     code, out, err = cli_runs[run]
@@ -314,11 +354,44 @@ def test_cli_predict_writes_one_row_per_input(cli_runs, local, cli_folder, run, 
     assert not [n for n in os.listdir(folder) if n.endswith(".tmp")]
 
 
+def one_error_line(err):
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, err[-2000:]
+    assert "Traceback" not in err
+    return errors[0]
+
+
+@pytest.mark.slow
+def test_cli_predict_legacy_export_says_why_the_columns_do_not_fit(cli_runs, cli_folder):
+    code, _, err = cli_runs["legacy"]
+    assert code == 2
+    line = one_error_line(err)
+    for part in ("4 feature columns", "no feature_names signature", "expects 3",
+                 "feature_columns"):
+        assert part in line, line
+    assert not os.path.exists(cli_folder[0] / "legacy.csv")
+
+
 @pytest.mark.slow
 def test_cli_predict_server_down_exits_2_without_output(cli_runs, cli_folder):
     code, _, err = cli_runs["down"]
     assert code == 2
-    errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "unavailable after 3 tries" in errors[0], err[-2000:]
-    assert "Traceback" not in err
+    assert "unavailable after 3 tries" in one_error_line(err)
     assert not os.path.exists(cli_folder[0] / "down.csv")
+
+
+def test_server_scoring_reports_its_blocks_and_writes_every_row(server, cli_folder, tmp_path,
+                                                                 monkeypatch, local):
+    """Scoring in blocks (here 8 rows) reports rows done after each and writes the same
+    rows a single request would."""
+    from mmocgan_tf.deploy import server_scoring
+
+    folder, x = cli_folder
+    monkeypatch.setattr(server_scoring, "BLOCK_ROWS", 8)
+    reports = []
+    n, _ = server_scoring.score_file(make_client(server, "rest"), folder / "shuffled.csv",
+                                     tmp_path / "out.csv",
+                                     on_rows=lambda done, total: reports.append((done, total)))
+    assert n == 30 and reports == [(8, 30), (16, 30), (24, 30), (30, 30)]
+    written = np.loadtxt(tmp_path / "out.csv", delimiter=",", skiprows=1)
+    np.testing.assert_allclose(written[:, 0], local_predict(local, x)["score"], rtol=1e-6)

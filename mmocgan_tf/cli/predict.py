@@ -4,30 +4,27 @@
         --data=new_rows.csv --output=scores.csv            # gRPC
     mmocgan-predict --server=localhost:8501 --rest ...     # REST
 
-(`python -m cli.predict` in a clone.) Columns: TF Serving's metadata gives the input's
-width d but not our feature names, so a CSV is sent as --feature_columns names them, or as
-the metadata of a local copy of the export (--model_dir) names them, or else all its
-columns in file order (count must be d). Output: score,is_anomaly,mode (is_anomaly as 0/1;
-the "score" signature writes score only), written beside --output and renamed into place,
-so a failed run leaves no partial file. Bad input or a server error: one line
-`error: ...` on stderr, exit status 2.
+(`python -m cli.predict` in a clone.) CSV and Parquet columns are matched by name, in any
+order, to the feature names the export's feature_names signature gives over the server;
+--feature_columns overrides them, and --model_dir (a local copy of the export) names them
+for exports made before that signature existed, which otherwise get every column in file
+order. Output: score,is_anomaly,mode per input row (is_anomaly as 0/1; the "score"
+signature writes score only), renamed into place when complete, so a failed run leaves no
+partial file. Bad input or a server error: one line `error: ...` on stderr, exit status 2.
+The work is deploy/server_scoring.py's.
 """
 
-import csv
 import functools
-import os
 
 from absl import flags
 
 from mmocgan_tf.cli import app
 from mmocgan_tf.cli import flags as config_flags
-from mmocgan_tf.data import DataError, load_data
-from mmocgan_tf.deploy import export
+from mmocgan_tf.deploy import export, server_scoring
 from mmocgan_tf.deploy.serving import RestClient
-from mmocgan_tf.files import atomic_write
+from mmocgan_tf.progress import Progress
 
 FLAGS = flags.FLAGS
-COLUMNS = ("score", "is_anomaly", "mode")
 SIGNATURES = ("serving_default", "score")  # what deploy.export writes
 
 
@@ -45,64 +42,58 @@ def define_flags():
     flags.DEFINE_string("data", None,
                         "Rows to score: .csv (header row), .npz (array X), .npy.")
     flags.DEFINE_list("feature_columns", None, "CSV columns to send, in the model's training "
-                      "order; default: the names in --model_dir's metadata, else all columns "
-                      "in file order (their count must match).")
-    flags.DEFINE_string("model_dir", None, "A local copy of the export (saved_models/NAME"
-                        "[/VERSION]) whose metadata names the features, to map CSV columns.")
+                      "order; default: the names the server's export gives (feature_names "
+                      "signature), else all columns in file order (their count must match).")
+    flags.DEFINE_string("model_dir", None, "For exports without the feature_names signature: "
+                        "a local copy (saved_models/NAME[/VERSION]) whose metadata names the "
+                        "features.")
     flags.DEFINE_string("output", None, "CSV to write: score,is_anomaly,mode per input row.")
     flags.DEFINE_integer("batch_size", 1000, "Rows per request.", lower_bound=1)
     flags.DEFINE_float("timeout_s", 10.0, "Deadline of each request, seconds.",
                        lower_bound=0.001)
+    flags.DEFINE_integer("verbose", 1, "0: quiet; 1: the rows done, on inputs of more than "
+                         f"{server_scoring.BLOCK_ROWS} rows.")
     flags.mark_flags_as_required(["server", "model_name", "data", "output"])
 
 
 @app.command
 def main():
-    with app.bad_input(OSError, ValueError):
-        n, anomalies = score_file()
-    print(f"scored {n} rows with model {FLAGS.model_name!r} on {FLAGS.server}: "
-          f"{anomalies} flagged as anomalies; wrote {FLAGS.output}")
+    progress = None
+
+    def report(done, total):
+        nonlocal progress
+        if total > server_scoring.BLOCK_ROWS:  # one block is over too soon to need a line
+            progress = progress or Progress(total, "rows scored", enabled=FLAGS.verbose > 0)
+            progress.update(done)
+
+    try:
+        with app.bad_input(OSError, ValueError):
+            n, flagged = server_scoring.score_file(make_client(), FLAGS.data, FLAGS.output,
+                                                   feature_columns=feature_columns(),
+                                                   on_rows=report)
+    finally:
+        if progress is not None:
+            progress.close()
+    verdict = "" if flagged is None else f": {flagged} flagged as anomalies"
+    print(f"scored {n} rows with model {FLAGS.model_name!r} on {FLAGS.server}{verdict}; "
+          f"wrote {FLAGS.output}")
     return 0
 
 
-def score_file():
-    """Scores --data on the server and writes --output; (rows, rows flagged)."""
-    columns = FLAGS.feature_columns
-    if columns is None and FLAGS.model_dir:
-        columns = export.read_metadata(export.latest_version_dir(FLAGS.model_dir))[
-            "feature_names"]
-    data = load_data(FLAGS.data, feature_columns=columns)
-    folder = os.path.dirname(os.path.abspath(FLAGS.output))
-    if not os.path.isdir(folder):
-        raise DataError(f"{FLAGS.output}: folder {folder} does not exist")
+def make_client():
     options = dict(version=FLAGS.model_version, signature=FLAGS.signature,
                    timeout_s=FLAGS.timeout_s, batch_size=FLAGS.batch_size)
     if FLAGS.rest:
-        client = RestClient(FLAGS.server, FLAGS.model_name, **options)
-    else:
-        try:
-            from mmocgan_tf.deploy.serving.grpc_client import GrpcClient
-        except ImportError as err:
-            raise DataError(f"gRPC needs the serving extra (pip install 'mmocgan-tf[serving]'),"
-                            f" or use --rest: {err}") from None
-        client = GrpcClient(FLAGS.server, FLAGS.model_name, **options)
-    meta = client.metadata()
-    shape = meta["inputs"].get("features", {}).get("shape") or (None, None)
-    if shape[-1] is not None and shape[-1] != data.x.shape[1]:
-        raise DataError(f"{data.source}: {data.x.shape[1]} feature columns, the model expects "
-                        f"{shape[-1]}; pick them with --feature_columns")
-    columns = [name for name in COLUMNS if name in meta["outputs"]]
-    if "score" not in columns:
-        raise DataError(f"signature {FLAGS.signature!r} has no score output")
-    out = client.predict(data.x)
-    with atomic_write(FLAGS.output, newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        values = [out[name].astype(int) if name != "score" else out[name] for name in columns]
-        for row in zip(*values, strict=True):
-            writer.writerow([f"{row[0]:.9g}", *(int(v) for v in row[1:])])
-    anomalies = int(out["is_anomaly"].sum()) if "is_anomaly" in out else "none"
-    return len(data.x), anomalies
+        return RestClient(FLAGS.server, FLAGS.model_name, **options)
+    grpc_client = app.import_extra("mmocgan_tf.deploy.serving.grpc_client", "serving")
+    return grpc_client.GrpcClient(FLAGS.server, FLAGS.model_name, **options)
+
+
+def feature_columns():
+    """--feature_columns, else the names in --model_dir's metadata, else None (the server's)."""
+    if FLAGS.feature_columns is not None or not FLAGS.model_dir:
+        return FLAGS.feature_columns
+    return export.read_metadata(export.latest_version_dir(FLAGS.model_dir))["feature_names"]
 
 
 def run():

@@ -8,6 +8,7 @@ overwritten.
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -16,10 +17,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mmocgan_tf.deploy.serving.contract import (
+    FEATURE_NAMES_INPUT,
+    FEATURE_NAMES_OUTPUT,
+    FEATURE_NAMES_SIGNATURE,
+)
 from mmocgan_tf.model.mmocgan import MMOCGAN  # also registers the class load_model builds
 
 METADATA_FILE = "mmocgan_metadata.json"
 SERVING_OUTPUTS = ("score", "is_anomaly", "mode", "mode_probs")
+MAX_CONTAMINATION = 0.5
 
 
 class ExportError(ValueError):
@@ -29,9 +36,12 @@ class ExportError(ValueError):
 def export_saved_model(model, export_base, *, version=None, extra_metadata=None):
     """Writes model as a new version under export_base and returns its path.
 
-    Signatures, both taking `features` float32 [None, d] (raw values, training column
-    order): `serving_default` returns score, is_anomaly, mode and mode_probs; `score`
-    returns the score alone. assets/mmocgan_metadata.json describes the model.
+    Signatures: `serving_default` and `score` take `features` float32 [None, d] (raw
+    values, training column order); `serving_default` returns score, is_anomaly, mode and
+    mode_probs, `score` the score alone. `feature_names` returns the d names as a string
+    tensor, so a client of the server can map table columns by name; it takes a float32
+    scalar `unused`, since TF Serving's Predict cannot call a signature without inputs.
+    assets/mmocgan_metadata.json describes the model.
 
     Args:
       model: a fitted MMOCGAN.
@@ -63,23 +73,49 @@ def export_saved_model(model, export_base, *, version=None, extra_metadata=None)
 
 
 def export_workdir(workdir, export_base, *, version=None, threshold=None,
-                   threshold_quantile=None):
+                   threshold_quantile=None, contamination=None):
     """Exports the model a cli.train run left in workdir, optionally with a new threshold.
+
+    At most one of threshold, threshold_quantile and contamination may be given. With any
+    of them the metadata records `training_flagged_share`, the share of the run's training
+    rows (normal rows only) the new threshold flags, so a threshold that flags nearly all
+    of them can be noticed; it is None if those rows cannot be loaded for an explicit
+    threshold.
 
     Args:
       workdir: a training run's folder (model.keras and config.json).
       export_base: where versions go, e.g. saved_models/NAME.
       version: as in export_saved_model.
-      threshold: an explicit score threshold in (0, 1).
+      threshold: a score threshold in the model's own score units (rows scoring above it
+        are anomalies): -log p(x) in nats by default, 1 - D(x) in (0, 1) for the paper
+        variant; the model's reference refuses values outside its score's range.
       threshold_quantile: recompute the threshold as this quantile of the scores of the
-        run's training rows (reloaded from its config; they hold normal rows only).
+        run's training rows (reloaded from its config).
+      contamination: the share of training rows to flag, in (0, 0.5]; the same as
+        threshold_quantile = 1 - contamination.
 
     Raises:
       ExportError, DataError: missing or unusable workdir, data or threshold.
     """
     from mmocgan_tf.config import TrainConfig
+    from mmocgan_tf.data import DataError
     from mmocgan_tf.data import loading as data_lib
 
+    given = [name for name, value in (("threshold", threshold),
+                                      ("threshold_quantile", threshold_quantile),
+                                      ("contamination", contamination)) if value is not None]
+    if len(given) > 1:
+        raise ExportError(f"give one of threshold, threshold_quantile and contamination, "
+                          f"not {' and '.join(given)}")
+    if threshold is not None and not math.isfinite(threshold):
+        raise ExportError(f"threshold must be a finite score, got {threshold}")
+    if threshold_quantile is not None and not 0.0 < threshold_quantile < 1.0:
+        raise ExportError(f"threshold_quantile={threshold_quantile} must be in (0, 1)")
+    if contamination is not None:
+        if not 0.0 < contamination <= MAX_CONTAMINATION:
+            raise ExportError(f"contamination={contamination} must be in "
+                              f"(0, {MAX_CONTAMINATION}]")
+        threshold_quantile = 1.0 - contamination
     model_path, config_path = (os.path.join(workdir, n) for n in ("model.keras", "config.json"))
     for path in (model_path, config_path):
         if not os.path.isfile(path):
@@ -89,19 +125,28 @@ def export_workdir(workdir, export_base, *, version=None, threshold=None,
     model = keras.saving.load_model(model_path)
     if not isinstance(model, MMOCGAN):
         raise ExportError(f"{model_path} holds a {type(model).__name__}, not an MMOCGAN")
-    if threshold is not None and threshold_quantile is not None:
-        raise ExportError("give threshold or threshold_quantile, not both")
+    extra = {"run_config": dataclasses.asdict(config)}
     if threshold is not None:
-        if not 0.0 < threshold < 1.0:
-            raise ExportError(f"threshold={threshold} must be a score in (0, 1)")
-        model.set_threshold(score=threshold)
+        try:  # the reference knows its score's range, if it has one
+            model.set_threshold(score=threshold)
+        except ValueError as err:
+            raise ExportError(f"bad threshold: {err}") from None
+        try:
+            _, x_train, _, _ = data_lib.load_split(config)
+        except DataError:  # the rows only check the threshold; an explicit one needs none
+            x_train = None
+        extra["training_flagged_share"] = None if x_train is None else flagged_share(
+            model, x_train)
     if threshold_quantile is not None:
-        if not 0.0 < threshold_quantile < 1.0:
-            raise ExportError(f"threshold_quantile={threshold_quantile} must be in (0, 1)")
         _, x_train, _, _ = data_lib.load_split(config)
         model.set_threshold(x_train, rule="quantile", quantile=threshold_quantile)
-    return export_saved_model(model, export_base, version=version,
-                              extra_metadata={"run_config": dataclasses.asdict(config)})
+        extra["training_flagged_share"] = flagged_share(model, x_train)
+    return export_saved_model(model, export_base, version=version, extra_metadata=extra)
+
+
+def flagged_share(model, x):
+    """The share of rows x that the model's current threshold flags as anomalies."""
+    return float(np.mean(model.predict(x, batch_size=4096, verbose=0)["is_anomaly"]))
 
 
 def next_version(export_base):
@@ -149,6 +194,8 @@ def metadata(model):
         "signatures": {
             "serving_default": {"inputs": ["features"], "outputs": list(SERVING_OUTPUTS)},
             "score": {"inputs": ["features"], "outputs": ["score"]},
+            FEATURE_NAMES_SIGNATURE: {"inputs": [FEATURE_NAMES_INPUT],
+                                      "outputs": [FEATURE_NAMES_OUTPUT]},
         },
         "package_version": __version__,
     }
@@ -165,8 +212,16 @@ def _archive(model):
     def score(features):
         return {"score": model(features)["score"]}
 
+    names = list(model.feature_names)
+
+    def feature_names(unused):
+        del unused  # there only because Predict needs an input
+        return {FEATURE_NAMES_OUTPUT: tf.constant(names, tf.string)}
+
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint("serving_default", serve, input_signature=[spec])
     archive.add_endpoint("score", score, input_signature=[spec])
+    archive.add_endpoint(FEATURE_NAMES_SIGNATURE, feature_names, input_signature=[
+        tf.TensorSpec([], tf.float32, name=FEATURE_NAMES_INPUT)])
     return archive

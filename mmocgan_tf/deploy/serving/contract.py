@@ -15,6 +15,12 @@ import numpy as np
 
 INPUT_NAME = "features"
 DEFAULT_SIGNATURE = "serving_default"
+# The export's signature that tells a client the model's feature names, in input order.
+# TF Serving's Predict cannot call a signature without inputs (REST finds no input map), so
+# it takes a float32 scalar that it ignores.
+FEATURE_NAMES_SIGNATURE = "feature_names"
+FEATURE_NAMES_INPUT = "unused"
+FEATURE_NAMES_OUTPUT = "feature_names"
 
 # TensorFlow DataType enum names (types.proto) -> numpy dtype names, for metadata.
 DTYPE_NAMES = {
@@ -106,6 +112,12 @@ def predict_in_batches(call: Callable[[np.ndarray], dict], x: np.ndarray,
     if len(parts) == 1:
         return parts[0]
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def decode_names(values) -> list[str]:
+    """Names as str from a string tensor's values (bytes over gRPC, str over REST JSON)."""
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v)
+            for v in np.asarray(values, dtype=object).ravel()]
 
 
 def model_label(name: str, version: int | None) -> str:

@@ -21,10 +21,14 @@ from tensorflow_serving.apis import (
 from mmocgan_tf.deploy.serving import tensor_proto
 from mmocgan_tf.deploy.serving.contract import (
     DEFAULT_SIGNATURE,
+    FEATURE_NAMES_INPUT,
+    FEATURE_NAMES_OUTPUT,
+    FEATURE_NAMES_SIGNATURE,
     INPUT_NAME,
     BaseClient,
     ServingError,
     as_rows,
+    decode_names,
     model_label,
     predict_in_batches,
     signature_summary,
@@ -86,13 +90,15 @@ class GrpcClient(BaseClient):
         return predict_in_batches(lambda rows: self.predict_arrays({INPUT_NAME: rows}), x,
                                   self.batch_size)
 
-    def predict_arrays(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def predict_arrays(self, inputs: Mapping[str, np.ndarray], *,
+                       signature: str | None = None) -> dict[str, np.ndarray]:
         """One Predict request with the given named arrays sent as they are (no cast, no split).
 
-        The low-level door for other signatures and for checking the server's validation.
+        The low-level door for other signatures (default: the client's) and for checking
+        the server's validation.
         """
         request = predict_pb2.PredictRequest()
-        self._fill_model_spec(request.model_spec)
+        self._fill_model_spec(request.model_spec, signature)
         for name, array in inputs.items():
             request.inputs[name].CopyFrom(tensor_proto.to_tensor_proto(array))
         response = self._call(self._stub.Predict, request)
@@ -124,6 +130,19 @@ class GrpcClient(BaseClient):
         return signature_summary(self.model_name, served, self.signature, signatures,
                                  f"server {self.target}")
 
+    def feature_names(self) -> list[str] | None:
+        """The model's feature names in input order, from the export's feature_names signature.
+
+        Returns None for an export without that signature (one written before it existed).
+        """
+        if FEATURE_NAMES_SIGNATURE not in self.metadata()["signatures"]:
+            return None
+        out = self.predict_arrays({FEATURE_NAMES_INPUT: np.float32(0)},
+                                  signature=FEATURE_NAMES_SIGNATURE)
+        if FEATURE_NAMES_OUTPUT not in out:
+            raise ServingError(f"server {self.target} sent no {FEATURE_NAMES_OUTPUT!r} output")
+        return decode_names(out[FEATURE_NAMES_OUTPUT])
+
     def close(self):
         self._channel.close()
 
@@ -133,9 +152,9 @@ class GrpcClient(BaseClient):
     def __exit__(self, *exc_info):
         self.close()
 
-    def _fill_model_spec(self, spec):
+    def _fill_model_spec(self, spec, signature=None):
         spec.name = self.model_name
-        spec.signature_name = self.signature
+        spec.signature_name = signature or self.signature
         if self.version is not None:
             spec.version.value = self.version
 

@@ -20,10 +20,14 @@ import numpy as np
 
 from mmocgan_tf.deploy.serving.contract import (
     DEFAULT_SIGNATURE,
+    FEATURE_NAMES_INPUT,
+    FEATURE_NAMES_OUTPUT,
+    FEATURE_NAMES_SIGNATURE,
     INPUT_NAME,
     BaseClient,
     ServingError,
     as_rows,
+    decode_names,
     model_label,
     predict_in_batches,
     signature_summary,
@@ -111,6 +115,28 @@ class RestClient(BaseClient):
                 self.model_name, None if served is None else int(served), self.signature,
                 signatures, f"server {self.base_url}")
         return self._metadata
+
+    def feature_names(self) -> list[str] | None:
+        """The model's feature names in input order, from the export's feature_names signature.
+
+        Returns None for an export without that signature (one written before it existed).
+        The request is columnar: the row format would require the names to have one entry
+        per input row.
+        """
+        if FEATURE_NAMES_SIGNATURE not in self.metadata()["signatures"]:
+            return None
+        body = self._request(self._predict_url, {"signature_name": FEATURE_NAMES_SIGNATURE,
+                                                 "inputs": {FEATURE_NAMES_INPUT: 0.0}})
+        try:
+            names = body["outputs"]
+            if isinstance(names, dict):  # named, as TF Serving sends several outputs
+                names = names[FEATURE_NAMES_OUTPUT]
+            if not isinstance(names, list):
+                raise TypeError(names)
+            return decode_names(names)
+        except (KeyError, TypeError):
+            raise ServingError(f"server {self.base_url} sent feature names in an unknown "
+                               "layout") from None
 
     def _predict_batch(self, rows: np.ndarray, outputs: dict) -> dict[str, np.ndarray]:
         values = rows.tolist()

@@ -3,8 +3,9 @@
 The real server is a C++ binary that is not pip-installable; this stand-in speaks the same
 protocols on loopback so the clients and the CLI can be tested end to end: gRPC
 PredictionService (Predict, GetModelMetadata) with TF Serving's request validation, status
-codes and messages, and the REST JSON API (:predict in row and columnar formats, /metadata,
-model status, {"error": ...} bodies with TF Serving's HTTP statuses). Models are read from
+codes and messages, and the REST JSON API (:predict in row and columnar formats, string
+tensors as JSON strings, /metadata, model status, {"error": ...} bodies with TF Serving's
+HTTP statuses). Models are read from
 TF Serving's layout BASE/NAME/VERSION/ and run with tf.saved_model.load. Unlike the real
 server, every version on disk is servable (its "all" policy; the default serves the newest
 only), nothing is batched, and dtype and shape are checked before the graph runs, with

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import urllib.parse
@@ -53,12 +54,32 @@ def _json_inputs(body, signature) -> dict[str, np.ndarray]:
         except ValueError:
             raise Failure(Code.INVALID_ARGUMENT, f"input '{alias}' is not a rectangular "
                           "list") from None
-        if raw.dtype.kind not in ("b" if dtype.kind == "b" else "biuf"):
+        accepted = {"b": "b", "O": "U"}.get(dtype.kind, "biuf")
+        if raw.dtype.kind not in accepted:
             got = "strings" if raw.dtype.kind in "SU" else raw.dtype.name
+            want = "string" if dtype.kind == "O" else dtype.name
             raise Failure(Code.INVALID_ARGUMENT, f"JSON value of input '{alias}' is not of "
-                          f"expected type: {dtype.name} (got {got})")
-        arrays[alias] = raw.astype(dtype)
+                          f"expected type: {want} (got {got})")
+        if dtype.kind == "O":  # DT_STRING: TensorFlow holds bytes
+            arrays[alias] = np.vectorize(lambda v: v.encode("utf-8"), otypes=[object])(raw)
+        else:
+            arrays[alias] = raw.astype(dtype)
     return arrays
+
+
+def _json_value(alias: str, array: np.ndarray):
+    """An output as TF Serving writes it: strings as JSON strings, or as {"b64": ...} when
+    the alias ends in _bytes (JSON cannot hold arbitrary bytes)."""
+    if array.dtype.kind not in "OSU":
+        return array.tolist()
+
+    def text(value):
+        raw = value if isinstance(value, bytes) else str(value).encode("utf-8")
+        if alias.endswith("_bytes"):
+            return {"b64": base64.b64encode(raw).decode("ascii")}
+        return raw.decode("utf-8", "replace")
+
+    return np.vectorize(text, otypes=[object])(array).tolist()
 
 
 def _predict_json(servable: Servable, body) -> dict:
@@ -68,7 +89,8 @@ def _predict_json(servable: Servable, body) -> dict:
     servable.validate(key, signature, {
         alias: (signature.inputs[alias].dtype if alias in signature.inputs else 0, a.shape)
         for alias, a in arrays.items()})
-    outputs = {name: value.tolist() for name, value in servable.call(function, arrays).items()}
+    outputs = {name: _json_value(name, value)
+               for name, value in servable.call(function, arrays).items()}
     if "inputs" in body:
         return {"outputs": next(iter(outputs.values())) if len(outputs) == 1 else outputs}
     if len(outputs) == 1:

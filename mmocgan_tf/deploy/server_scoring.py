@@ -1,0 +1,89 @@
+"""Scoring a data file through a model server, the table's columns mapped by name.
+
+The server knows what it serves: the export's feature_names signature names the columns to
+send and their order, so a CSV's columns may come in any order and no local copy of the
+model is needed. An export without that signature (written by an older version) gets the
+file's columns in their order, checked against the input width the server declares.
+"""
+
+import csv
+import os
+
+import numpy as np
+
+from mmocgan_tf.data import DataError, load_data
+from mmocgan_tf.deploy.serving.contract import INPUT_NAME
+from mmocgan_tf.files import atomic_write
+
+OUTPUT_COLUMNS = ("score", "is_anomaly", "mode")
+BLOCK_ROWS = 65536  # rows between two progress reports
+NAMED_SOURCES = (".csv", ".parquet")  # tables whose header names the columns
+
+
+def score_file(client, data_path, output_path, *, feature_columns=None, on_rows=None):
+    """Scores every row of data_path on the server and writes output_path.
+
+    The output CSV has score,is_anomaly,mode per input row (is_anomaly as 0/1; a signature
+    without decisions gives score only). It is renamed into place once complete, so a
+    failure leaves no partial file and an earlier output untouched.
+
+    Args:
+      client: a GrpcClient or RestClient for the served model and signature.
+      data_path: .csv or .parquet (columns matched by name), .npz or .npy (in order).
+      output_path: the CSV to write; its folder must exist.
+      feature_columns: the table columns to send, in the model's order; default the names
+        the server gives, else (an export without them) every column in file order.
+      on_rows: called with (rows scored so far, rows in all) after each block of rows.
+
+    Returns:
+      (rows scored, rows flagged as anomalies or None when the signature has no is_anomaly).
+
+    Raises:
+      DataError: unreadable data, missing columns, a column count the model does not take.
+      ServingError: the server failed or refused the request.
+    """
+    folder = os.path.dirname(os.path.abspath(output_path))
+    if not os.path.isdir(folder):
+        raise DataError(f"{output_path}: folder {folder} does not exist")
+    meta = client.metadata()
+    columns = [name for name in OUTPUT_COLUMNS if name in meta["outputs"]]
+    if "score" not in columns:
+        raise DataError(f"signature {meta['signature']!r} has no score output")
+    data, how = _load_rows(client, data_path, feature_columns)
+    shape = meta["inputs"].get(INPUT_NAME, {}).get("shape") or (None,)
+    if shape[-1] is not None and shape[-1] != data.x.shape[1]:
+        raise DataError(f"{data.source}: {data.x.shape[1]} feature columns ({how}), the model "
+                        f"expects {shape[-1]}; name them, in its order, with feature_columns")
+    parts = []
+    for start in range(0, len(data.x), BLOCK_ROWS):
+        parts.append(client.predict(data.x[start:start + BLOCK_ROWS]))
+        if on_rows is not None:
+            on_rows(min(start + BLOCK_ROWS, len(data.x)), len(data.x))
+    out = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    with atomic_write(output_path, newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        values = [out[name] if name == "score" else out[name].astype(int) for name in columns]
+        for row in zip(*values, strict=True):
+            writer.writerow([f"{row[0]:.9g}", *(int(v) for v in row[1:])])
+    flagged = int(out["is_anomaly"].sum()) if "is_anomaly" in out else None
+    return len(data.x), flagged
+
+
+def _load_rows(client, data_path, feature_columns):
+    """(the rows to send, how their columns were chosen, for messages).
+
+    By the given names, else by the server's names (tables only), else as the file has them.
+    """
+    if feature_columns is not None:
+        return load_data(data_path, feature_columns=feature_columns), "as named"
+    if not os.fspath(data_path).lower().endswith(NAMED_SOURCES):
+        return load_data(data_path), "every column, in file order"
+    names = client.feature_names()
+    if names is None:
+        return load_data(data_path), ("every column, in file order: the served export has "
+                                      "no feature_names signature to map them by name")
+    try:
+        return load_data(data_path, feature_columns=names), "named by the server"
+    except DataError as err:
+        raise DataError(f"{err} (the served model's features: {', '.join(names)})") from None

@@ -3,14 +3,18 @@
 Conventions (those of sklearn.ensemble.IsolationForest): score_samples is higher for more
 normal rows, decision_function = score_samples - offset_ is negative for anomalies, predict
 returns +1 (normal) / -1 (anomaly). anomaly_score follows PyOD instead: higher = more
-anomalous (-log p(x) by default; the paper variant's 1 - D(x) is in [0, 1]).
+anomalous (-log p(x) by default; the paper variant's 1 - D(x) is in [0, 1]). Scores are
+float64, as scikit-learn's are; the model computes them in float32. docs/CONVENTIONS.md
+sets the three faces (this one, mmocgan_tf.pyod and the Keras model) side by side.
 """
 
 import dataclasses
+import numbers
 
 import keras
 import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from mmocgan_tf.config import ModelConfig
@@ -18,6 +22,8 @@ from mmocgan_tf.model.mmocgan import MMOCGAN
 
 _DEFAULTS = ModelConfig()
 _MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
+_SEEDS = np.iinfo(np.int32).max  # model seeds are drawn below this: TensorFlow takes int32
+_CHUNK = 1024  # rows per scoring batch, every batch padded to it (see _outputs)
 
 
 class MMOCGANDetector(OutlierMixin, BaseEstimator):
@@ -32,7 +38,13 @@ class MMOCGANDetector(OutlierMixin, BaseEstimator):
       batch_size: minibatch size (the paper: 100).
       d_learning_rate, g_learning_rate: Adam learning rates of D (with Q) and of G.
       steps_per_execution: training steps per compiled call.
-      random_state: int seed of weights and noise (None = 0, so fits repeat).
+      contamination: "auto" sets the threshold by threshold_rule and threshold_quantile; a
+        float in (0, 0.5] is the share of training rows flagged (IsolationForest's meaning;
+        it replaces the rule by the quantile rule at 1 - contamination).
+      random_state: None, an int or a numpy RandomState, as in scikit-learn. An int is the
+        model's seed (weights, noise, batch orders, the reference mixture), so it repeats
+        fits exactly and MMOCGAN(seed=that int) builds the same model; for a RandomState
+        or None (NumPy's global one) the seed is drawn from it. No generator is seeded.
       verbose: Keras progress output during fit.
 
     Attributes:
@@ -54,7 +66,7 @@ class MMOCGANDetector(OutlierMixin, BaseEstimator):
         reference=_DEFAULTS.reference, reference_broad_weight=_DEFAULTS.reference_broad_weight,
         reference_broad_scale=_DEFAULTS.reference_broad_scale, weight_nce=_DEFAULTS.weight_nce,
         weight_complement=_DEFAULTS.weight_complement, steps_per_execution=16,
-        random_state=None, verbose=0,
+        contamination="auto", random_state=None, verbose=0,
     ):
         self.num_modes = num_modes
         self.prior = prior
@@ -85,15 +97,16 @@ class MMOCGANDetector(OutlierMixin, BaseEstimator):
         self.weight_nce = weight_nce
         self.weight_complement = weight_complement
         self.steps_per_execution = steps_per_execution
+        self.contamination = contamination
         self.random_state = random_state
         self.verbose = verbose
 
     def fit(self, X, y=None):
         """Trains on X, which must hold normal rows only; y is ignored (API convention)."""
         X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2)
-        seed = 0 if self.random_state is None else int(self.random_state)
-        keras.utils.set_random_seed(seed)
         hyper = {name: getattr(self, name) for name in _MODEL_FIELDS if name != "seed"}
+        hyper.update(self._threshold_options())
+        seed = self._seed()
         self.model_ = MMOCGAN(num_features=X.shape[1], seed=seed, **hyper)
         self.model_.compile(
             d_optimizer=keras.optimizers.Adam(self.d_learning_rate),
@@ -101,17 +114,59 @@ class MMOCGANDetector(OutlierMixin, BaseEstimator):
             steps_per_execution=self.steps_per_execution)
         self.model_.fit(X, epochs=self.epochs, batch_size=min(self.batch_size, len(X)),
                         verbose=self.verbose)
-        self.offset_ = float(self.model_.normality_threshold.numpy())
+        self._read_offset()
         return self
 
+    def _seed(self):
+        if isinstance(self.random_state, numbers.Integral):
+            if not 0 <= self.random_state < _SEEDS:
+                raise ValueError(f"random_state={self.random_state} must be in [0, {_SEEDS})")
+            return int(self.random_state)
+        return int(check_random_state(self.random_state).randint(_SEEDS))
+
+    def infer_threshold(self, X_normal, fpr=0.005):
+        """Moves the threshold so that a share fpr of held-out normal rows is flagged.
+
+        For a threshold chosen on rows the model has not seen (alibi-detect's name and
+        meaning): scores of training rows are optimistic. Never pass labelled anomalies.
+        Returns self; a later fit sets the threshold by contamination again.
+        """
+        check_is_fitted(self, "model_")
+        X_normal = validate_data(self, X_normal, dtype=np.float32, reset=False)
+        self.model_.infer_threshold(X_normal, fpr=fpr)
+        self._read_offset()
+        return self
+
+    def _threshold_options(self):
+        """The ModelConfig threshold fields that contamination implies (none for "auto")."""
+        if isinstance(self.contamination, str) and self.contamination == "auto":
+            return {}
+        if (not isinstance(self.contamination, numbers.Real)
+                or not 0.0 < self.contamination <= 0.5):
+            raise ValueError(f"contamination must be 'auto' or a float in (0, 0.5], got "
+                             f"{self.contamination!r}")
+        return {"threshold_rule": "quantile", "threshold_quantile": 1.0 - self.contamination}
+
+    def _read_offset(self):
+        self.offset_ = float(self.model_.normality_threshold.numpy())
+
     def _outputs(self, X):
+        """The model's outputs for X, scored in batches of one fixed shape.
+
+        float32 kernels choose their summation order by the shape of the batch, so a row
+        scored with other rows could differ in its last digits from the same row alone;
+        padding every batch to _CHUNK rows makes a row's outputs its own.
+        """
         check_is_fitted(self, "model_")
         X = validate_data(self, X, dtype=np.float32, reset=False)
-        return self.model_.predict(X, batch_size=4096, verbose=0)
+        padded = np.zeros((-(-len(X) // _CHUNK) * _CHUNK, X.shape[1]), np.float32)
+        padded[:len(X)] = X
+        outputs = self.model_.predict(padded, batch_size=_CHUNK, verbose=0)
+        return {name: value[:len(X)] for name, value in outputs.items()}
 
     def score_samples(self, X):
         """The model's normality: higher = more normal (scikit-learn's orientation)."""
-        return self._outputs(X)["normality"]
+        return self._outputs(X)["normality"].astype(np.float64)
 
     def decision_function(self, X):
         """score_samples - offset_: negative for rows the threshold calls anomalous."""
@@ -123,7 +178,7 @@ class MMOCGANDetector(OutlierMixin, BaseEstimator):
 
     def anomaly_score(self, X):
         """Higher = more anomalous (PyOD's orientation): -log p(x), or the paper's 1 - D(x)."""
-        return self._outputs(X)["score"]
+        return self._outputs(X)["score"].astype(np.float64)
 
     def predict_mode(self, X):
         """The learned mode argmax_c Q(c|x) of each row."""

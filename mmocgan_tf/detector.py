@@ -103,6 +103,7 @@ class MMOCGANDetector(OutlierMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         """Trains on X, which must hold normal rows only; y is ignored (API convention)."""
+        self._check_counts()
         X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2)
         hyper = {name: getattr(self, name) for name in _MODEL_FIELDS if name != "seed"}
         hyper.update(self._threshold_options())
@@ -116,6 +117,13 @@ class MMOCGANDetector(OutlierMixin, BaseEstimator):
                         verbose=self.verbose)
         self._read_offset()
         return self
+
+    def _check_counts(self):
+        """Refuses epochs, batch_size or steps_per_execution < 1 in one line, as the CLI does."""
+        for name in ("epochs", "batch_size", "steps_per_execution"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
     def _seed(self):
         if isinstance(self.random_state, numbers.Integral):

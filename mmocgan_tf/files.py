@@ -10,7 +10,7 @@ import contextlib
 import os
 import tempfile
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "plain_mode"]
 
 
 @contextlib.contextmanager
@@ -36,12 +36,21 @@ def atomic_write(path, newline=None, encoding="utf-8"):
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(staging, 0o666 & ~_umask())
+        os.chmod(staging, plain_mode())
         os.replace(staging, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(staging)
         raise
+
+
+def plain_mode(folder=False):
+    """The permissions open() or os.mkdir() would give: 0666 or 0777 less the umask.
+
+    tempfile makes files 0600 and folders 0700, which a server running as another user
+    cannot read; whatever is staged in one is given these before it is renamed into place.
+    """
+    return (0o777 if folder else 0o666) & ~_umask()
 
 
 def _umask():

@@ -6,6 +6,7 @@ in chunks of rows) are exported too, since each puts a different graph into the 
 """
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -131,3 +132,51 @@ def test_local_variant_scores_more_rows_than_one_chunk(variant):
     x = tiny_rows(chunk + 1001, seed=7)  # two chunks, the second one padded
     live = model.predict(x, batch_size=4096, verbose=0)  # each batch in one chunk
     assert_outputs_equal(signature(features=tf.constant(x)), live)
+
+
+def test_a_killed_exports_staging_folder_is_removed_by_the_next_export(tiny_model, tmp_path):
+    """kill -9 skips the clean-up; the next export into the base removes what it left."""
+    base = tmp_path / "m"
+    base.mkdir()
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()  # its pid names no process now
+    host = socket.gethostname()
+    stale = [f".tmp-1-{host}-{gone.pid}-k2j3h4g5", ".tmp-2-k2j3h4g5"]  # the old name, no pid
+    kept = [f".tmp-1-{host}-{os.getpid()}-k2j3h4g5",  # an export at work
+            f".tmp-1-elsewhere-{gone.pid}-k2j3h4g5",  # another machine's
+            ".tmp-notes", "notes"]
+    for name in stale + kept:
+        (base / name).mkdir()
+        (base / name / "saved_model.pb").write_bytes(b"half")
+    assert not any(name.isdigit() for name in stale + kept)  # TF Serving's versions: digits
+    assert export.next_version(str(base)) == 1
+    previous = os.umask(0o022)
+    try:
+        path = export.export_saved_model(tiny_model, str(base))
+    finally:
+        os.umask(previous)
+    assert path == str(base / "1")
+    assert sorted(os.listdir(base)) == sorted(["1", *kept])
+    assert os.stat(path).st_mode & 0o777 == 0o755  # not mkdtemp's 0700: a server reads it
+
+
+def test_an_export_base_that_is_a_file_is_refused_before_anything_is_written(tiny_model,
+                                                                             tmp_path):
+    (tmp_path / "m").write_text("keep\n")
+    with pytest.raises(export.ExportError, match="is a file, not a folder"):
+        export.export_saved_model(tiny_model, str(tmp_path / "m"))
+    assert (tmp_path / "m").read_text() == "keep\n" and os.listdir(tmp_path) == ["m"]
+
+
+def test_a_value_far_beyond_the_training_rows_scores_finite_and_highest(tiny_model,
+                                                                       tiny_export):
+    """1e30 standardises to ~1e30 standard deviations; clipped, it scores finite, not inf."""
+    x = np.concatenate([tiny_rows(50), np.float32([[1e30, 5, 5], [-1e30, 5, 5],
+                                                   [5, 3e38, -3e38]])])
+    live = tiny_model.predict(x, verbose=0)
+    out = tf.saved_model.load(tiny_export).signatures["serving_default"](features=tf.constant(x))
+    for scores in (live["score"], out["score"].numpy()):
+        assert np.isfinite(scores).all()
+        assert scores[50:].min() > scores[:50].max()
+    assert live["is_anomaly"][50:].all() and out["is_anomaly"].numpy()[50:].all()
+    assert np.isfinite(live["mode_probs"]).all()

@@ -1,10 +1,11 @@
-"""atomic_write: the new file appears whole, or the old one stays, with no temporary left."""
+"""atomic_write: the new file appears whole, or the old one stays, with no temporary left;
+plain_mode: the permissions a staged file or folder gets before it is renamed into place."""
 
 import os
 
 import pytest
 
-from mmocgan_tf.files import atomic_write
+from mmocgan_tf.files import atomic_write, plain_mode
 
 
 def test_the_file_appears_only_when_the_block_ends(tmp_path):
@@ -35,3 +36,16 @@ def test_permissions_follow_the_umask_like_a_plain_open(tmp_path, umask, mode):
     finally:
         os.umask(previous)
     assert os.stat(tmp_path / "f.txt").st_mode & 0o777 == mode
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_plain_mode_is_what_open_and_mkdir_give(tmp_path, umask):
+    """What a staged file or folder (tempfile's 0600 / 0700) is given before its rename."""
+    previous = os.umask(umask)
+    try:
+        (tmp_path / "f").write_text("x")
+        os.mkdir(tmp_path / "d")
+        assert plain_mode() == os.stat(tmp_path / "f").st_mode & 0o777
+        assert plain_mode(folder=True) == os.stat(tmp_path / "d").st_mode & 0o777
+    finally:
+        os.umask(previous)

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from tiny import TINY_ARGS, expected_flagged, finish, run_module, start_module
+from tiny import TINY_ARGS, expected_flagged, finish, run_module, start_module, tiny_rows
 
 from mmocgan_tf.config import ModelConfig, TrainConfig
 from mmocgan_tf.data import loading as data
@@ -237,3 +237,21 @@ def test_cli_score_end_to_end_and_bad_model_path(run_and_export, tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "no such model folder" in result.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "p.csv").exists()
+
+
+@pytest.mark.parametrize("umask, mode", [(0o002, 0o664), (0o077, 0o600)])
+def test_scored_rows_get_the_umasks_permissions_and_far_rows_finite_scores(tiny_export,
+                                                                          tmp_path, umask,
+                                                                          mode):
+    """As a plain open() would make it (not a temporary's 0600); 1e30 scores finite."""
+    x = np.concatenate([tiny_rows(5), [[1e30, 5, 5]]])
+    csv = write_csv(tmp_path / "rows.csv", x, ["a", "b", "c"])
+    previous = os.umask(umask)
+    try:
+        assert scoring.score_file(os.path.dirname(tiny_export), csv,
+                                  str(tmp_path / "out.csv")) == 6
+    finally:
+        os.umask(previous)
+    assert os.stat(tmp_path / "out.csv").st_mode & 0o777 == mode
+    scores = np.loadtxt(tmp_path / "out.csv", delimiter=",", skiprows=1)
+    assert np.isfinite(scores).all() and scores[5, 0] == scores[:, 0].max() and scores[5, 1] == 1

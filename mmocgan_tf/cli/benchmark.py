@@ -20,7 +20,7 @@ import time
 
 from absl import flags
 
-from mmocgan_tf.cli import app
+from mmocgan_tf.cli import app, evaluate
 from mmocgan_tf.cli import flags as config_flags
 from mmocgan_tf.data import DataError, load_data
 from mmocgan_tf.evaluation import baselines, reports, suite
@@ -55,9 +55,9 @@ def define_flags():
 @app.command
 def main():
     with app.bad_input(ValueError):
+        seeds = evaluate.check_protocol(FLAGS.folds, FLAGS.seeds)
         specs = suite.dataset_specs(FLAGS.data_dir, FLAGS.datasets)
         methods = suite.method_list(FLAGS.methods, FLAGS.ablation)
-        seeds = [int(s) for s in FLAGS.seeds]
         for name in ("epochs", "train_steps"):
             if FLAGS[name].value is not None and FLAGS[name].value < 1:
                 raise ValueError(f"--{name} must be >= 1, got {FLAGS[name].value}")

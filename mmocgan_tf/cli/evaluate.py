@@ -107,20 +107,32 @@ def main():
 
 def prepare(spec, methods, folds, split_seed, epochs, model_options, seeds, train_steps=None):
     """Everything that can fail on bad input, checked before any training."""
-    data = load_data(spec, feature_columns=FLAGS.feature_columns or None,
-                     label_column=FLAGS.label_column, normal_label=FLAGS.normal_label)
-    y = data.y if data.y is not None else np.zeros(len(data.x), np.int32)
+    seeds = check_protocol(folds, seeds)
     if not methods:
         raise ValueError("--methods is empty")
     for name, value in (("epochs", epochs), ("train_steps", train_steps)):
         if value is not None and value < 1:
             raise ValueError(f"--{name} must be >= 1, got {value}")
-    try:
-        seeds = [int(s) for s in seeds]
-    except ValueError:
-        raise ValueError(f"--seeds takes integers, got {','.join(seeds)}") from None
+    data = load_data(spec, feature_columns=FLAGS.feature_columns or None,
+                     label_column=FLAGS.label_column, normal_label=FLAGS.normal_label)
+    y = data.y if data.y is not None else np.zeros(len(data.x), np.int32)
     detectors = [baselines.make_detector(m, epochs, model_options, train_steps) for m in methods]
     return (data, data.x, y, detectors, evaluation.normal_folds(y, folds, split_seed), seeds)
+
+
+def check_protocol(folds, seeds):
+    """The --seeds as integers, once --folds (>= 2) and --seeds (not empty) are checked.
+
+    Both commands would otherwise run nothing and end with an empty table and status 0.
+    """
+    if folds < 2:
+        raise ValueError(f"--folds must be >= 2 (a fold trains on the others), got {folds}")
+    if not seeds:
+        raise ValueError("--seeds is empty")
+    try:
+        return [int(s) for s in seeds]
+    except ValueError:
+        raise ValueError(f"--seeds takes integers, got {','.join(seeds)}") from None
 
 
 def run():

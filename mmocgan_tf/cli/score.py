@@ -26,7 +26,8 @@ def define_flags():
     flags.DEFINE_string("model", None, "saved_models/NAME or saved_models/NAME/VERSION.")
     flags.DEFINE_string("data", None, "Rows to score: .csv (header), .npy, .npz or .parquet.")
     flags.DEFINE_string("output", None, "Output CSV path.")
-    flags.DEFINE_integer("chunk_rows", 65536, "Rows read and scored at a time (bounds memory).")
+    flags.DEFINE_integer("chunk_rows", 65536, "Rows read and scored at a time (bounds memory).",
+                         lower_bound=1)
     flags.DEFINE_integer("verbose", 1, "0: quiet; 1: the rows done, on inputs larger than "
                          "one chunk.")
     flags.mark_flags_as_required(["model", "data", "output"])

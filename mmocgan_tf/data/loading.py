@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import itertools
 import math
 import os
 from collections.abc import Sequence
@@ -97,9 +98,10 @@ def load_data(
         if not os.path.isfile(text):
             reason = "not a file" if os.path.exists(text) else "file not found"
             raise DataError(f"{text}: {reason}")
-        if suffix in (".csv", ".parquet"):
-            read = tables.read_csv if suffix == ".csv" else tables.read_parquet
-            return _load_table(read(text), columns, label, normal)
+        if suffix == ".csv":
+            return _load_csv(text, columns, label, normal)
+        if suffix == ".parquet":
+            return _load_table(tables.read_parquet(text), columns, label, normal)
         data = _load_arrays(text)
 
     if label is not None:
@@ -268,14 +270,57 @@ def _check_labels(y: np.ndarray, n_rows: int, source: str) -> np.ndarray:
 # ------------------------------------------------------------------ tables
 
 
+# Lines of a CSV file parsed at a time: only one block is held as text, so a bad row is
+# refused once its block is read and a good file costs little more than its numbers.
+CSV_BLOCK_ROWS = 65536
+
+
+def _load_csv(path: str, columns: list[str] | None, label: str | None, normal: str):
+    """A CSV file read block by block into float32 rows (and label texts)."""
+    with tables.CsvFile(path) as source:
+        blocks = source.blocks(CSV_BLOCK_ROWS)
+        first = next(blocks, None)
+        if first is None:
+            what = "header only" if source.header else "empty file"
+            raise DataError(f"{path}: has no data rows ({what})")
+        features = check_columns(path, source.header, columns, label)
+        parts, codes, vocabulary = [], [], {}
+        for table in itertools.chain([first], blocks):
+            parts.append(_features(table, features))
+            if label is not None:
+                codes.append(_label_codes(_label_texts(table, label), vocabulary))
+    x = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    y = None if label is None else _labels(np.concatenate(codes), vocabulary, normal, path,
+                                           label)
+    return TabularData(x, y, tuple(features), path)
+
+
 def _load_table(table: tables.Table, columns: list[str] | None, label: str | None, normal: str):
     features = check_columns(table.path, table.names, columns, label)
     if table.n_rows == 0:
         raise DataError(f"{table.path}: has no data rows")
+    x, y = _features(table, features), None
+    if label is not None:
+        vocabulary = {}
+        codes = _label_codes(_label_texts(table, label), vocabulary)
+        y = _labels(codes, vocabulary, normal, table.path, label)
+    return TabularData(x, y, tuple(features), table.path)
+
+
+def _features(table: tables.Table, features: list[str]) -> np.ndarray:
+    """The table's feature columns as float32, every value checked finite."""
     x64 = table.numbers(features)
     require_finite(x64, table.path, table.where, features)
-    y = None if label is None else _labels(table.fetch([label])[label], normal, table, label)
-    return TabularData(x64.astype(np.float32), y, tuple(features), table.path)
+    return x64.astype(np.float32)
+
+
+def _label_texts(table: tables.Table, label: str) -> list[str]:
+    """The label column's cells as stripped text; a missing label names its row."""
+    texts = ["" if c is None else str(c).strip() for c in table.fetch([label])[label]]
+    if "" in texts:
+        where = table.where(texts.index(""))
+        raise DataError(f"{table.path}: label column {label!r}, {where}: missing label")
+    return texts
 
 
 def _as_number(text: str) -> float | None:
@@ -286,21 +331,24 @@ def _as_number(text: str) -> float | None:
     return None if math.isnan(number) else number
 
 
-def _labels(cells: list | np.ndarray, normal: str, table: tables.Table, label: str) -> np.ndarray:
-    """1 where the label differs from normal, comparing as text or else as numbers."""
-    texts = ["" if c is None else str(c).strip() for c in cells]
-    if "" in texts:
-        where = table.where(texts.index(""))
-        raise DataError(f"{table.path}: label column {label!r}, {where}: missing label")
+def _label_codes(texts: list[str], vocabulary: dict[str, int]) -> np.ndarray:
+    """int32 codes of label texts, new texts added to vocabulary (text -> code)."""
     distinct, inverse = np.unique(np.array(texts, dtype=str), return_inverse=True)
+    local = np.array([vocabulary.setdefault(str(t), len(vocabulary)) for t in distinct],
+                     np.int32)
+    return local[inverse.ravel()]
+
+
+def _labels(codes: np.ndarray, vocabulary: dict[str, int], normal: str, path: str,
+            label: str) -> np.ndarray:
+    """1 where the label differs from normal, comparing as text or else as numbers."""
     number = _as_number(normal)
-    is_normal = np.array(
-        [t == normal or (number is not None and _as_number(t) == number) for t in distinct]
-    )
+    is_normal = np.array([t == normal or (number is not None and _as_number(t) == number)
+                          for t in vocabulary])
     if not is_normal.any():
-        seen = shown([str(t) for t in distinct], 5)
+        seen = shown(sorted(vocabulary), 5)
         raise DataError(
-            f"{table.path}: no value of label column {label!r} equals normal_label {normal!r}; "
+            f"{path}: no value of label column {label!r} equals normal_label {normal!r}; "
             f"values seen: {seen}"
         )
-    return (~is_normal[inverse.ravel()]).astype(np.int32)
+    return (~is_normal[codes]).astype(np.int32)

@@ -1,17 +1,21 @@
 """SavedModel export for TF Serving: named signatures, metadata, versioned atomic writes.
 
 Layout: EXPORT_BASE/VERSION/ with VERSION an integer, as TF Serving expects. A version is
-written into a hidden temporary sibling and renamed into place, so a crash never leaves a
-half-written version that the server could pick up, and an existing version is never
-overwritten.
+written into a hidden staging sibling (.tmp-VERSION-HOST-PID-*, never a number, so neither
+TF Serving nor next_version takes it for a version) and renamed into place, so a crash never
+leaves a half-written version that the server could pick up, and an existing version is
+never overwritten. What a killed export leaves is removed by the next export into the base.
 """
 
 import dataclasses
 import json
 import math
 import os
+import re
 import shutil
+import socket
 import tempfile
+import zipfile
 
 import keras
 import numpy as np
@@ -22,11 +26,15 @@ from mmocgan_tf.deploy.serving.contract import (
     FEATURE_NAMES_OUTPUT,
     FEATURE_NAMES_SIGNATURE,
 )
+from mmocgan_tf.files import plain_mode
 from mmocgan_tf.model.mmocgan import MMOCGAN  # also registers the class load_model builds
 
 METADATA_FILE = "mmocgan_metadata.json"
 SERVING_OUTPUTS = ("score", "is_anomaly", "mode", "mode_probs")
 MAX_CONTAMINATION = 0.5
+# A staging folder's name: .tmp-VERSION-HOST-PID-random (older ones: .tmp-VERSION-random).
+STAGING_PREFIX = ".tmp-"
+_STAGING = re.compile(r"\.tmp-\d+-(?:(?P<host>.*)-(?P<pid>\d+)-)?[^-]*")
 
 
 class ExportError(ValueError):
@@ -50,8 +58,10 @@ def export_saved_model(model, export_base, *, version=None, extra_metadata=None)
       extra_metadata: more JSON-serialisable entries for the metadata (e.g. the run config).
 
     Raises:
-      ExportError: if the version exists already or is not a positive integer.
+      ExportError: if export_base is a file, or the version exists already or is not a
+        positive integer.
     """
+    check_export_base(export_base)
     version = next_version(export_base) if version is None else int(version)
     if version < 1:
         raise ExportError(f"version must be a positive integer, got {version}")
@@ -59,17 +69,53 @@ def export_saved_model(model, export_base, *, version=None, extra_metadata=None)
     if os.path.exists(final):
         raise ExportError(f"{final} exists already; versions are never overwritten")
     os.makedirs(export_base, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=export_base)
+    remove_stale_staging(export_base)
+    staging = tempfile.mkdtemp(
+        prefix=f"{STAGING_PREFIX}{version}-{socket.gethostname()}-{os.getpid()}-",
+        dir=export_base)
     try:
         _archive(model).write_out(staging, verbose=False)
         os.makedirs(os.path.join(staging, "assets"), exist_ok=True)
         with open(os.path.join(staging, "assets", METADATA_FILE), "w") as f:
             json.dump({**metadata(model), **(extra_metadata or {})}, f, indent=2)
+        os.chmod(staging, plain_mode(folder=True))  # not mkdtemp's 0700: a server reads it
         os.rename(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return final
+
+
+def check_export_base(export_base):
+    """Refuses an export base that exists but is not a folder, before any work is done."""
+    if os.path.exists(export_base) and not os.path.isdir(export_base):
+        raise ExportError(f"export folder {export_base} is a file, not a folder")
+
+
+def remove_stale_staging(export_base):
+    """Removes the staging folders of exports killed before their rename.
+
+    A staging folder is stale when its process (on this machine) is gone; an older one
+    without host and process id counts as stale too. Other machines' are left alone.
+    """
+    for name in os.listdir(export_base):
+        match = _STAGING.fullmatch(name)
+        path = os.path.join(export_base, name)
+        if match is None or not os.path.isdir(path):
+            continue
+        if match["pid"] is None or (match["host"] == socket.gethostname()
+                                    and not _alive(int(match["pid"]))):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def export_workdir(workdir, export_base, *, version=None, threshold=None,
@@ -95,7 +141,8 @@ def export_workdir(workdir, export_base, *, version=None, threshold=None,
         threshold_quantile = 1 - contamination.
 
     Raises:
-      ExportError, DataError: missing or unusable workdir, data or threshold.
+      ExportError, DataError: missing or unusable workdir, model file, data or threshold;
+        an export base that is a file (checked before the model is loaded).
     """
     from mmocgan_tf.config import TrainConfig
     from mmocgan_tf.data import DataError
@@ -116,15 +163,20 @@ def export_workdir(workdir, export_base, *, version=None, threshold=None,
             raise ExportError(f"contamination={contamination} must be in "
                               f"(0, {MAX_CONTAMINATION}]")
         threshold_quantile = 1.0 - contamination
+    check_export_base(export_base)
+    if not os.path.isdir(workdir):
+        reason = "is a file, not a folder" if os.path.exists(workdir) else "does not exist"
+        raise ExportError(f"workdir {workdir} {reason}")
     model_path, config_path = (os.path.join(workdir, n) for n in ("model.keras", "config.json"))
     for path in (model_path, config_path):
         if not os.path.isfile(path):
             raise ExportError(f"{path} not found; is {workdir} a cli.train workdir?")
-    with open(config_path) as f:
-        config = TrainConfig.from_dict(json.load(f))
-    model = keras.saving.load_model(model_path)
-    if not isinstance(model, MMOCGAN):
-        raise ExportError(f"{model_path} holds a {type(model).__name__}, not an MMOCGAN")
+    try:
+        with open(config_path) as f:
+            config = TrainConfig.from_dict(json.load(f))
+    except (OSError, ValueError) as err:  # ConfigError is a ValueError too
+        raise ExportError(f"{config_path}: unreadable or corrupt ({err})") from None
+    model = load_trained_model(model_path)
     extra = {"run_config": dataclasses.asdict(config)}
     if threshold is not None:
         try:  # the reference knows its score's range, if it has one
@@ -142,6 +194,24 @@ def export_workdir(workdir, export_base, *, version=None, threshold=None,
         model.set_threshold(x_train, rule="quantile", quantile=threshold_quantile)
         extra["training_flagged_share"] = flagged_share(model, x_train)
     return export_saved_model(model, export_base, version=version, extra_metadata=extra)
+
+
+def load_trained_model(model_path):
+    """The MMOCGAN saved at model_path; a truncated or corrupt file is named as such.
+
+    Keras says "File not found" for any file that is not a whole zip archive.
+    """
+    if not zipfile.is_zipfile(model_path):
+        raise ExportError(f"{model_path}: unreadable, not a whole .keras archive "
+                          "(truncated or corrupt)")
+    try:
+        model = keras.saving.load_model(model_path)
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
+        raise ExportError(f"{model_path}: corrupt .keras archive, cannot load the model "
+                          f"({type(err).__name__}: {err})") from None
+    if not isinstance(model, MMOCGAN):
+        raise ExportError(f"{model_path} holds a {type(model).__name__}, not an MMOCGAN")
+    return model
 
 
 def flagged_share(model, x):

@@ -4,6 +4,8 @@ Reads the input in chunks and writes the output CSV to a temporary file that is 
 only when every row was scored, so a failure never leaves a partial file that looks done.
 """
 
+import numbers
+
 import numpy as np
 import tensorflow as tf
 
@@ -29,9 +31,13 @@ def score_file(model_path, data_path, output_path, chunk_rows=65536, on_chunk=No
     progress line: the total of a CSV file is not known before it is read).
 
     Raises:
+      ValueError: chunk_rows < 1 (which would score nothing and write a bare header).
       ExportError: no exported model at model_path.
       DataError: the data does not fit the model (missing columns, bad cells).
     """
+    if (isinstance(chunk_rows, bool) or not isinstance(chunk_rows, numbers.Integral)
+            or chunk_rows < 1):
+        raise ValueError(f"chunk_rows must be an integer >= 1, got {chunk_rows!r}")
     signature, meta = load_exported(model_path)
     rows = 0
     with atomic_write(output_path) as out:

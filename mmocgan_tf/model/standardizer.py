@@ -5,6 +5,10 @@ import numpy as np
 
 from mmocgan_tf.data.moments import Moments
 
+# Standardised values are clipped to +-LIMIT: a value far beyond every training row (1e30)
+# would otherwise overflow float32 in the networks and the reference density (score inf).
+LIMIT = 1e6
+
 
 @keras.saving.register_keras_serializable(package="mmocgan_tf")
 class Standardizer(keras.layers.Layer):
@@ -12,7 +16,8 @@ class Standardizer(keras.layers.Layer):
 
     Unlike keras.layers.Normalization it reads its statistics as variables at call time
     (no constants frozen into a traced graph) and maps constant features to scale 1 instead
-    of dividing by ~0.
+    of dividing by ~0. Values beyond LIMIT standard deviations are clipped to it, so such a
+    row scores a finite value, the same as a row at the limit, instead of inf or NaN.
     """
 
     def build(self, input_shape):
@@ -45,7 +50,8 @@ class Standardizer(keras.layers.Layer):
         self.scale.assign(std.astype("float32"))
 
     def call(self, x):
-        return (keras.ops.cast(x, self.compute_dtype) - self.mean) / self.scale
+        scaled = (keras.ops.cast(x, self.compute_dtype) - self.mean) / self.scale
+        return keras.ops.clip(scaled, -LIMIT, LIMIT)
 
     def compute_output_shape(self, input_shape):
         return input_shape

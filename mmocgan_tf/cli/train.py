@@ -14,12 +14,18 @@ progress line on stderr (--verbose=0: none, 2: Keras's line per epoch). Bad inpu
 with one line on stderr and exit status 2; the workdir is left as it was. A multi-worker
 task whose cluster does not come together, or loses a task during training, ends with one
 line and status 1.
+
+A run that is killed (Ctrl-C, SIGTERM, or even kill -9) after an epoch keeps a backup in
+WORKDIR/.resume: the same command started again continues from its last completed epoch
+(metrics.json: resumed_from_epoch). Other settings than the backup's are refused; remove
+WORKDIR/.resume to start over.
 """
 
 import functools
 import importlib
 import json
 import os
+import signal
 import sys
 
 from absl import flags
@@ -43,8 +49,13 @@ def define_flags():
     config_flags.define_config_flags()
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM as Ctrl-C: cleaned up, the resume backup kept
+
+
 @app.command
 def main():
+    signal.signal(signal.SIGTERM, _interrupt)
     if FLAGS.config:
         presets.apply(FLAGS.config)
     config = config_flags.config_from_flags()

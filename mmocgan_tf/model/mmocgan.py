@@ -14,22 +14,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mmocgan_tf.config import ConfigError, ModelConfig
+from mmocgan_tf.config import ModelConfig
 from mmocgan_tf.data import pipeline
-from mmocgan_tf.model import losses, networks, priors, replicas
+from mmocgan_tf.model import losses, networks, priors, replicas, terms
 from mmocgan_tf.model.references import make_reference
 from mmocgan_tf.model.references.base import eager_in_chunks, is_dataset
 from mmocgan_tf.model.running_means import RunningMeans
 from mmocgan_tf.model.standardizer import Standardizer
 
 _MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
-# Each loss term and the ModelConfig field that weighs it; a weight of 0 switches it off.
-D_TERMS = {"d_real_fake": "weight_complement", "d_nce": "weight_nce",
-           "d_entropy": "weight_d_entropy", "q_fake": "weight_q_fake", "q_real": "weight_q_real"}
-G_TERMS = {"g_fm": "weight_fm", "g_pt": "weight_pt", "g_kl": "weight_kl", "g_mi": "weight_mi",
-           "g_sigma": "weight_sigma"}
-LOGGED = ("d_loss", "g_loss", *D_TERMS, *G_TERMS)
 EVAL_STREAM = 1 << 20  # test_step's noise: a stream apart from any training step's
+SEED_STATE = "seed_generator_state"  # its key among the saved variables
 
 
 @keras.saving.register_keras_serializable(package="mmocgan_tf")
@@ -47,8 +42,7 @@ class MMOCGAN(keras.Model):
       mode: argmax_c Q(c|x), the learned mode of the row.
       mode_probs: Q(c|x) [N, num_modes].
 
-    Weights are initialised from `seed` alone (networks.py), noise and batch orders too,
-    so the same seed gives the same model with no global seeding.
+    Weights, noise and batch orders all come from `seed`: no global seeding.
 
     Distributed training: build and compile the model inside `strategy.scope()`; fit may
     be called outside it. Each replica draws its own noise, and every loss term is computed
@@ -74,7 +68,7 @@ class MMOCGAN(keras.Model):
                              f"{self.num_features} features")
         self.config = ModelConfig(**hyper).validate()
         cfg = self.config
-        _check_something_trains(cfg)
+        terms.check_something_trains(cfg)
         seeds = random.Random(cfg.seed)  # the initializers' seeds, in construction order
 
         # === Layers ===
@@ -87,7 +81,7 @@ class MMOCGAN(keras.Model):
         self.reference = make_reference(cfg, self.num_features, seeds)
 
         self.seed_generator = keras.random.SeedGenerator(cfg.seed)
-        self._loss_means = RunningMeans(LOGGED, name="loss_means")
+        self._loss_means = RunningMeans(terms.LOGGED, name="loss_means")
         self._flagged = keras.metrics.Mean(name="flagged")  # evaluate's share of anomalies
 
     def build(self, input_shape=None):
@@ -138,6 +132,17 @@ class MMOCGAN(keras.Model):
         optimizers = {name: keras.optimizers.deserialize(config.pop(name))
                       for name in ("d_optimizer", "g_optimizer") if name in config}
         self.compile(**optimizers, **config)
+
+    def save_own_variables(self, store):
+        # The noise stream's state too, so a restored backup (BackupAndRestore) continues
+        # the noise where it stopped; Keras leaves seed generators out of saved weights.
+        super().save_own_variables(store)
+        store[SEED_STATE] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        if SEED_STATE in store.keys():  # files saved without it keep the fresh state
+            self.seed_generator.state.assign(store[SEED_STATE])
+        super().load_own_variables({k: store[k] for k in store.keys() if k != SEED_STATE})
 
     def get_config(self):
         config = super().get_config()
@@ -319,13 +324,13 @@ class MMOCGAN(keras.Model):
         with tf.GradientTape() as g_tape:
             with tf.GradientTape() as d_tape:
                 x_hat, codes, d_terms = self.discriminator_terms(x, seeds)
-                d_loss = self._weighted_sum(d_terms, D_TERMS)
+                d_loss = terms.weighted_sum(d_terms, self.config)
                 d_scaled = d_loss * scale
             with g_tape.stop_recording():
                 variables = self.d_variables()
                 self.d_optimizer.apply(d_tape.gradient(d_scaled, variables), variables)
             g_terms = self.generator_terms(x, x_hat, codes)  # against the updated D
-            g_loss = self._weighted_sum(g_terms, G_TERMS)
+            g_loss = terms.weighted_sum(g_terms, self.config)
             g_scaled = g_loss * scale
         variables = self.g_variables()
         self.g_optimizer.apply(g_tape.gradient(g_scaled, variables), variables)
@@ -345,8 +350,8 @@ class MMOCGAN(keras.Model):
         seeds = [tf.constant([self.config.seed, EVAL_STREAM + i], tf.int32) for i in range(3)]
         x_hat, codes, d_terms = self.discriminator_terms(x, seeds)
         g_terms = self.generator_terms(x, x_hat, codes)
-        self._loss_means.update_state({"d_loss": self._weighted_sum(d_terms, D_TERMS),
-                                       "g_loss": self._weighted_sum(g_terms, G_TERMS),
+        self._loss_means.update_state({"d_loss": terms.weighted_sum(d_terms, self.config),
+                                       "g_loss": terms.weighted_sum(g_terms, self.config),
                                        **d_terms, **g_terms})
         normality = self._normality_of_scaled(x)
         self._flagged.update_state(tf.cast(normality < self.normality_threshold, tf.float32))
@@ -393,21 +398,3 @@ class MMOCGAN(keras.Model):
             "g_mi": losses.code_cross_entropy(fake_q, codes),
             "g_sigma": self.prior.regularization(),
         }
-
-    def _weighted_sum(self, terms, weights):
-        """Sum of weight * term over the terms whose weight is not 0."""
-        total = tf.constant(0.0)
-        for name, value in terms.items():
-            weight = getattr(self.config, weights[name])
-            if weight:
-                total += weight * value
-        return total
-
-
-def _check_something_trains(config):
-    """Refuses weights that leave D or G without a loss term (no gradient to follow)."""
-    for network, terms in (("D", D_TERMS), ("G", G_TERMS)):
-        fields = [field for term, field in terms.items() if term != "g_sigma"]  # prior only
-        if not any(getattr(config, field) for field in fields):
-            raise ConfigError(f"{', '.join(fields)} are all 0: {network} would have no loss "
-                              "term to train on; give one of them a positive weight")

@@ -4,6 +4,10 @@ The workdir is only written once the run has succeeded: everything is produced i
 staging folder first, so a failed run never overwrites a good model, config or log.
 At verbose=1 the fit shows one progress line (training/progress.py) rather than a Keras
 bar per epoch; verbose=2 keeps Keras's line per epoch.
+
+A run that is killed keeps a backup of its last completed epoch in WORKDIR/.resume
+(training/resume.py, keras.callbacks.BackupAndRestore); the same run started again
+continues from there, and the backup is deleted once the results are published.
 """
 
 import dataclasses
@@ -23,7 +27,7 @@ from mmocgan_tf.data import streaming
 from mmocgan_tf.deploy import export
 from mmocgan_tf.evaluation.metrics import detection_metrics
 from mmocgan_tf.model.mmocgan import MMOCGAN
-from mmocgan_tf.training import distribute
+from mmocgan_tf.training import distribute, resume
 from mmocgan_tf.training.progress import EpochProgress
 
 MODEL_FILE = "model.keras"
@@ -31,6 +35,8 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 LOGS_DIR = "logs"
 FIGURES_DIR = "figures"
+RESUME_DIR = ".resume"  # the backup of an interrupted run, found again by a rerun
+STAGING_PREFIX = ".staging-"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +50,7 @@ class _Inputs:
     x_train: np.ndarray | None = None  # the training rows, when in memory
     x_eval: np.ndarray | None = None
     y_eval: np.ndarray | None = None
+    new_batches: object = None  # streaming: makes another dataset like fit_data
 
 
 def train(config: TrainConfig, figures=False):
@@ -55,13 +62,22 @@ def train(config: TrainConfig, figures=False):
     Under --strategy=multi_worker every task runs this with the same config; the chief
     writes config.workdir (and export_dir), the other workers write the same files to a
     temporary folder that is removed afterwards, so all of them take part in every step.
+    Each task backs its fit up in resume_folder(...) after every epoch; started again with
+    the same config, train continues from the last epoch backed up (metrics
+    "resumed_from_epoch"), and the backup goes once the results are published.
 
     Raises:
-      ConfigError, DataError: bad configuration or data, before anything is written.
+      ConfigError, DataError: bad configuration or data, or a backup in the workdir of a
+        run with other settings, before anything is written.
       distribute.ClusterError: a multi_worker cluster that did not come together, or lost
         a task during training.
     """
     config.validate()
+    for name in ("workdir", "export_dir"):
+        path = getattr(config, name)
+        if path and os.path.exists(path) and not os.path.isdir(path):
+            raise ConfigError(f"{name}={path} is a file, not a folder")
+    started = time.time()
     # First: logical CPU devices and a multi-worker cluster must be set up before TF runs ops.
     strategy = distribute.make_strategy(config.strategy, config.cpu_replicas,
                                         config.cluster_timeout)
@@ -71,12 +87,19 @@ def train(config: TrainConfig, figures=False):
                           "replicas (Keras fails on a first batch it cannot split evenly)")
     inputs = _load_inputs(config)
     chief = distribute.is_chief(strategy)
+    backup = resume_folder(config.workdir, strategy)
+    settings = resume.settings(config, inputs.feature_names, inputs.n_train)
+    resumed_from = _check_backup(backup, settings, strategy)
+    created = not os.path.isdir(config.workdir)
     workdir = config.workdir if chief else tempfile.mkdtemp(prefix="mmocgan-worker-")
     try:
         os.makedirs(workdir, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=".staging-", dir=workdir)
+        _remove_stale_staging(workdir, started)
+        staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=workdir)
         try:
-            model, metrics = _train_into(staging, config, strategy, inputs, figures)
+            resume.save_settings(backup, settings)
+            model, metrics = _train_into(staging, config, strategy, inputs, backup,
+                                         resumed_from, figures)
             _publish(staging, workdir)
         except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as err:
             if not distribute.is_multi_worker(strategy):
@@ -89,6 +112,7 @@ def train(config: TrainConfig, figures=False):
                 f"({type(err).__name__}: {reason})") from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(backup, ignore_errors=True)  # the results are safe: nothing to resume
         if config.export_dir:
             exported = export.export_saved_model(
                 model, config.export_dir if chief else os.path.join(workdir, "export"),
@@ -98,7 +122,75 @@ def train(config: TrainConfig, figures=False):
     finally:
         if not chief:
             shutil.rmtree(workdir, ignore_errors=True)
+        _tidy(config.workdir, backup, created)
     return metrics
+
+
+def resume_folder(workdir, strategy=None):
+    """Where a run in workdir keeps its backup: WORKDIR/.resume (the chief's).
+
+    Under multi_worker every task restores its own backup, so the other tasks keep theirs
+    in WORKDIR/.resume/TYPE-INDEX: apart from the chief's when the workdir is shared.
+    """
+    folder = os.path.join(workdir, RESUME_DIR)
+    if strategy is None or distribute.is_chief(strategy):
+        return folder
+    resolver = strategy.cluster_resolver
+    return os.path.join(folder, f"{resolver.task_type}-{int(resolver.task_id or 0)}")
+
+
+def _check_backup(folder, settings, strategy):
+    """The epochs a backup in folder holds for this run (0: none), or a ConfigError.
+
+    A backup of a run with other settings is refused, not mixed into this one.
+    """
+    epochs = resume.completed_epochs(folder)
+    changed = resume.check_settings(folder, settings) if epochs else []
+    # Every task of a cluster takes part in the check before any of them refuses.
+    agree = (not distribute.is_multi_worker(strategy)
+             or resume.epochs_agree(strategy, -1 if changed != [] else epochs))
+    if changed != []:
+        what = ("its settings are unreadable" if changed is None
+                else f"it had other values of {', '.join(changed)}")
+        raise ConfigError(
+            f"{folder} holds the backup of an interrupted run after {epochs} epochs, but "
+            f"{what}; rerun with its settings to resume it, or remove {folder} (or use "
+            "another --workdir) to start over")
+    if not agree:
+        raise ConfigError(
+            f"the tasks' backups hold different epochs or settings (this task's {folder}: "
+            f"{epochs} epochs); remove WORKDIR/.resume on every task to start over")
+    return epochs
+
+
+def _remove_stale_staging(workdir, started):
+    """Removes staging folders that runs killed before publishing left in workdir.
+
+    Only folders named like a staging folder and older than this run: a killed run's
+    staging holds nothing it would publish.
+    """
+    for name in os.listdir(workdir):
+        path = os.path.join(workdir, name)
+        if (name.startswith(STAGING_PREFIX) and os.path.isdir(path)
+                and not os.path.islink(path) and os.path.getmtime(path) < started):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _tidy(workdir, backup, created):
+    """After a run, leaves no backup without an epoch in it and no empty new workdir.
+
+    A backup with a completed epoch stays (that is what a rerun resumes); the workdir goes
+    only if this run created it and nothing is left in it.
+    """
+    if not resume.completed_epochs(backup):
+        shutil.rmtree(backup, ignore_errors=True)
+    folders = [os.path.dirname(backup)] if os.path.dirname(backup) != workdir else []
+    folders += [workdir] if created else []
+    for folder in folders:
+        try:
+            os.rmdir(folder)  # only when empty
+        except OSError:
+            pass
 
 
 def build_model(config: TrainConfig, feature_names, strategy=None):
@@ -126,23 +218,28 @@ def _load_inputs(config):
             raise data_lib.DataError(
                 f"only {count} training rows, fewer than one batch of {config.batch_size}; "
                 "use a smaller batch size or more data")
-        return _Inputs(stream.path, stream.feature_names,
-                       stream.batches(config.batch_size, config.shuffle_buffer, seed, count),
-                       count)
+        def new_batches():
+            return stream.batches(config.batch_size, config.shuffle_buffer, seed, count)
+
+        return _Inputs(stream.path, stream.feature_names, new_batches(), count,
+                       new_batches=new_batches)
     # Arrays: MMOCGAN.fit draws every worker's batch orders from the model's seed.
     data, x_train, x_eval, y_eval = data_lib.load_split(config)
     return _Inputs(data.source, data.feature_names, x_train, len(x_train), x_train, x_eval,
                    y_eval)
 
 
-def _train_into(folder, config, strategy, inputs, figures=False):
+def _train_into(folder, config, strategy, inputs, backup, resumed_from, figures=False):
     model = build_model(config, inputs.feature_names, strategy)
-    progress = EpochProgress(enabled=config.verbose == 1)
+    progress = EpochProgress(enabled=config.verbose == 1, initial_epoch=resumed_from)
     start = time.perf_counter()
+    # Streaming: the standardisation and reference are fitted on a twin of the training
+    # pipeline, so that the training pipeline's reshuffles are the epochs' alone.
+    prepare_x = inputs.new_batches() if inputs.new_batches else None
     try:
-        history = model.fit(
-            inputs.fit_data, epochs=config.epochs, batch_size=config.batch_size,
-            verbose=2 if config.verbose == 2 else 0,
+        history, resumed_from = resume.fit(
+            model, inputs.fit_data, config.epochs, backup, batch_size=config.batch_size,
+            prepare_x=prepare_x, verbose=2 if config.verbose == 2 else 0,
             callbacks=[keras.callbacks.TensorBoard(os.path.join(folder, LOGS_DIR)), progress])
     finally:  # a fit that raised leaves no half line before the error
         progress.close()
@@ -159,6 +256,8 @@ def _train_into(folder, config, strategy, inputs, figures=False):
         "normality_threshold": float(model.normality_threshold.numpy()),
         "density_threshold": float(model.reference.density_threshold.numpy()),
         "final_losses": {k: float(v[-1]) for k, v in history.history.items()},
+        "resumed_from_epoch": int(resumed_from),  # epochs restored from WORKDIR/.resume
+        "epochs_run": len(next(iter(history.history.values()), [])),  # by this process
     }
     if inputs.y_eval is not None:
         metrics["eval"] = evaluate(model, inputs.x_train, inputs.x_eval, inputs.y_eval)

@@ -14,8 +14,10 @@ SHOWN = ("d_loss", "g_loss")  # the discriminator's and generator's weighted los
 class EpochProgress(keras.callbacks.Callback):
     """One progress line over a fit, updated at every epoch's end."""
 
-    def __init__(self, stream=None, enabled=True, clock=None):
+    def __init__(self, stream=None, enabled=True, clock=None, initial_epoch=0):
+        """initial_epoch: the epochs a resumed fit starts after (the line starts there)."""
         super().__init__()
+        self.initial_epoch = initial_epoch
         self._options = dict(stream=stream, enabled=enabled)
         if clock is not None:
             self._options["clock"] = clock
@@ -23,7 +25,7 @@ class EpochProgress(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.progress = Progress(self.params.get("epochs"), "epochs", **self._options)
-        self.progress.update(0)
+        self.progress.update(self.initial_epoch)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}

@@ -191,3 +191,10 @@ class MMOCGANDetector(OutlierMixin, BaseEstimator):
     def predict_mode(self, X):
         """The learned mode argmax_c Q(c|x) of each row."""
         return self._outputs(X)["mode"]
+
+    def explain(self, X):
+        """Per-feature attributions [n, d] of anomaly_score (float64), higher = this feature
+        makes the row more anomalous, relative to its mode (MMOCGAN.explain)."""
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        return self.model_.explain(X, batch_size=_CHUNK).astype(np.float64)

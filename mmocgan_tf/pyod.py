@@ -75,3 +75,9 @@ class MMOCGAN(BaseDetector):
         """The model's anomaly score (float64): -log p(x), or the paper's 1 - D(x)."""
         check_is_fitted(self, "detector_")
         return np.asarray(self.detector_.anomaly_score(X), np.float64)
+
+    def explain(self, X):
+        """Per-feature attributions [n, d] of decision_function (float64), higher = this
+        feature makes the row more anomalous, relative to its mode (MMOCGAN.explain)."""
+        check_is_fitted(self, "detector_")
+        return self.detector_.explain(X)

@@ -88,6 +88,16 @@ def test_a_rows_scores_do_not_depend_on_the_rows_scored_with_it(fitted):
     np.testing.assert_array_equal(fitted.score_samples(x[order]), whole[order])
 
 
+def test_explain_gives_float64_attributions_of_each_row_alone(fitted):
+    x = data(1500, seed=7)  # more than one batch
+    whole = fitted.explain(x)
+    assert whole.dtype == np.float64 and whole.shape == x.shape
+    np.testing.assert_array_equal(fitted.explain(x[:7]), whole[:7])
+    np.testing.assert_array_equal(whole, fitted.model_.explain(x))
+    with pytest.raises(ValueError, match="features"):
+        fitted.explain(x[:, :3])
+
+
 def test_an_int_random_state_repeats_fits_and_leaves_global_generators_alone():
     x, python_state, numpy_state = data(), random.getstate(), np.random.get_state()
     first = MMOCGANDetector(random_state=7, **TINY).fit(x)

@@ -57,10 +57,28 @@ def test_saved_model_cli_lists_named_signatures(tiny_export):
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-500:]
     for name in ("signature_def['serving_default']", "signature_def['score']",
-                 "signature_def['feature_names']", "inputs['unused']", "inputs['features']",
-                 "outputs['is_anomaly']", "outputs['mode_probs']"):
+                 "signature_def['feature_names']", "signature_def['explain']",
+                 "inputs['unused']", "inputs['features']", "outputs['is_anomaly']",
+                 "outputs['mode_probs']", "outputs['attributions']"):
         assert name in result.stdout
     assert "args_0" not in result.stdout and "output_0" not in result.stdout
+
+
+def assert_explain_agrees(path, model, x):
+    """The export's explain signature gives the in-process MMOCGAN.explain and the mode."""
+    out = tf.saved_model.load(path).signatures["explain"](features=tf.constant(x))
+    assert set(out) == {"attributions", "mode"}
+    assert out["attributions"].shape == x.shape
+    # Up to float rounding: the in-process call pads every batch to one shape.
+    np.testing.assert_allclose(out["attributions"].numpy(), model.explain(x), rtol=1e-4,
+                               atol=1e-5)
+    np.testing.assert_array_equal(out["mode"].numpy(), model.predict(x, verbose=0)["mode"])
+    assert export.read_metadata(path)["signatures"]["explain"] == {
+        "inputs": ["features"], "outputs": ["attributions", "mode"]}
+
+
+def test_explain_signature_gives_the_in_process_attributions(tiny_model, tiny_export):
+    assert_explain_agrees(tiny_export, tiny_model, tiny_rows(300, seed=3))
 
 
 def test_metadata_names_features_and_threshold(tiny_model, tiny_export):
@@ -120,6 +138,12 @@ def test_variant_savedmodel_gives_the_live_models_outputs(variant):
     near = np.abs(score - meta["threshold_score"]) < 1e-5
     np.testing.assert_array_equal(out["is_anomaly"].numpy()[~near],
                                   score[~near] > meta["threshold_score"])
+
+
+def test_variant_explain_signature_gives_the_in_process_attributions(variant):
+    name, model, _, path = variant
+    assert_explain_agrees(path, model, np.concatenate([tiny_rows(50, seed=8),
+                                                       tiny_rows(5, seed=9) * 30]))
 
 
 @pytest.mark.parametrize("variant", ["local"], indirect=True)

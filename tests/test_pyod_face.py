@@ -69,6 +69,13 @@ def test_test_anomalies_rank_above_test_inliers(fitted, generated):
     assert roc_auc_score(y_test, fitted.decision_function(x_test)) > 0.8
 
 
+def test_explain_gives_the_detectors_attributions(fitted, generated):
+    x_test = generated[1]
+    attributions = fitted.explain(x_test)
+    assert attributions.shape == x_test.shape and attributions.dtype == np.float64
+    np.testing.assert_array_equal(attributions, fitted.detector_.explain(x_test))
+
+
 def test_params_are_contamination_and_the_detectors_and_clone_unfitted(fitted):
     params = fitted.get_params()
     assert params["contamination"] == CONTAMINATION and params["num_modes"] == 3

@@ -22,11 +22,14 @@ import numpy as np
 import tensorflow as tf
 
 from mmocgan_tf.deploy.serving.contract import (
+    EXPLAIN_OUTPUTS,
+    EXPLAIN_SIGNATURE,
     FEATURE_NAMES_INPUT,
     FEATURE_NAMES_OUTPUT,
     FEATURE_NAMES_SIGNATURE,
 )
 from mmocgan_tf.files import plain_mode
+from mmocgan_tf.model import explanations
 from mmocgan_tf.model.mmocgan import MMOCGAN  # also registers the class load_model builds
 
 METADATA_FILE = "mmocgan_metadata.json"
@@ -46,7 +49,8 @@ def export_saved_model(model, export_base, *, version=None, extra_metadata=None)
 
     Signatures: `serving_default` and `score` take `features` float32 [None, d] (raw
     values, training column order); `serving_default` returns score, is_anomaly, mode and
-    mode_probs, `score` the score alone. `feature_names` returns the d names as a string
+    mode_probs, `score` the score alone, `explain` the per-feature attributions [None, d]
+    of the score and the mode (model/explanations.py). `feature_names` returns the d names as a string
     tensor, so a client of the server can map table columns by name; it takes a float32
     scalar `unused`, since TF Serving's Predict cannot call a signature without inputs.
     assets/mmocgan_metadata.json describes the model.
@@ -264,6 +268,7 @@ def metadata(model):
         "signatures": {
             "serving_default": {"inputs": ["features"], "outputs": list(SERVING_OUTPUTS)},
             "score": {"inputs": ["features"], "outputs": ["score"]},
+            EXPLAIN_SIGNATURE: {"inputs": ["features"], "outputs": list(EXPLAIN_OUTPUTS)},
             FEATURE_NAMES_SIGNATURE: {"inputs": [FEATURE_NAMES_INPUT],
                                       "outputs": [FEATURE_NAMES_OUTPUT]},
         },
@@ -282,6 +287,9 @@ def _archive(model):
     def score(features):
         return {"score": model(features)["score"]}
 
+    def explain(features):
+        return explanations.explanation(model, features)
+
     names = list(model.feature_names)
 
     def feature_names(unused):
@@ -292,6 +300,7 @@ def _archive(model):
     archive.track(model)
     archive.add_endpoint("serving_default", serve, input_signature=[spec])
     archive.add_endpoint("score", score, input_signature=[spec])
+    archive.add_endpoint(EXPLAIN_SIGNATURE, explain, input_signature=[spec])
     archive.add_endpoint(FEATURE_NAMES_SIGNATURE, feature_names, input_signature=[
         tf.TensorSpec([], tf.float32, name=FEATURE_NAMES_INPUT)])
     return archive

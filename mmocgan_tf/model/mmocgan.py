@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from mmocgan_tf.config import ModelConfig
 from mmocgan_tf.data import pipeline
-from mmocgan_tf.model import losses, networks, priors, replicas, terms
+from mmocgan_tf.model import explanations, losses, networks, priors, replicas, terms
 from mmocgan_tf.model.references import make_reference
 from mmocgan_tf.model.references.base import eager_in_chunks, is_dataset
 from mmocgan_tf.model.running_means import RunningMeans
@@ -44,11 +44,9 @@ class MMOCGAN(keras.Model):
 
     Weights, noise and batch orders all come from `seed`: no global seeding.
 
-    Distributed training: build and compile the model inside `strategy.scope()`; fit may
-    be called outside it. Each replica draws its own noise, and every loss term is computed
-    over the global batch (all replicas' rows), so a batch means what it means on one
-    device. With several replicas, steps_per_execution is 1 (a Keras limitation) and the
-    first batch must split evenly over them.
+    Distributed training: build and compile inside `strategy.scope()`. Each replica draws
+    its own noise and every loss term sees the global batch; with several replicas,
+    steps_per_execution is 1 (Keras) and the first batch must split evenly over them.
 
     Args:
       num_features: d, the number of input columns.
@@ -101,10 +99,9 @@ class MMOCGAN(keras.Model):
                 jit_compile=False, **kwargs):
         """Args: one optimizer for D and Q, one for G and the prior (Adam 1e-3 each).
 
-        steps_per_execution > 1 runs several training steps per compiled call (ignored, i.e.
-        1, under a strategy with several replicas, where Keras cannot run it); XLA is off by
-        default: on CPU at these sizes it was no faster than plain graphs and adds compile
-        time (docs/HISTORY.md).
+        steps_per_execution > 1 runs several steps per compiled call (1 under several
+        replicas, where Keras cannot); XLA is off by default: on CPU at these sizes it was
+        no faster and adds compile time (docs/HISTORY.md).
         """
         super().compile(optimizer=None, jit_compile=jit_compile, **kwargs,
                         steps_per_execution=replicas.steps_per_execution(
@@ -186,19 +183,27 @@ class MMOCGAN(keras.Model):
         }
 
     def predict(self, x, batch_size=None, verbose="auto", **kwargs):
-        """Keras's predict, refusing an unfitted model and rows of the wrong width.
-
-        An unfitted model has no standardisation, reference or threshold yet, so its
-        outputs would be meaningless (every row an anomaly); no rows give empty outputs.
-        """
-        if not self.built or not bool(self.prepared.numpy()):
-            raise ValueError("this MMOCGAN is not fitted yet: call fit(x) on normal rows "
-                             "first, or load a trained model")
+        """Keras's predict, refusing an unfitted model and rows of the wrong width."""
+        self._check_fitted()
         if not is_dataset(x):
             x = self._checked_rows(x)
             if not len(x):
                 return {name: value.numpy() for name, value in self(x).items()}
         return super().predict(x, batch_size=batch_size, verbose=verbose, **kwargs)
+
+    def explain(self, x, batch_size=1024):
+        """Per-feature attributions [n, d] of the anomaly score of raw rows x.
+
+        Higher = this feature makes the row more anomalous, relative to the row's mode.
+        model/explanations.py says what they are, and what they sum to, for each variant.
+        """
+        self._check_fitted()
+        return explanations.explain_rows(self, self._checked_rows(x), batch_size)
+
+    def _check_fitted(self):  # an unfitted model's outputs would be meaningless
+        if not self.built or not bool(self.prepared.numpy()):
+            raise ValueError("this MMOCGAN is not fitted yet: call fit(x) on normal rows "
+                             "first, or load a trained model")
 
     def _checked_rows(self, x):
         """x as float32 [n, num_features], or a ValueError that says what is wrong."""
@@ -210,11 +215,9 @@ class MMOCGAN(keras.Model):
         return x
 
     def generate(self, x, seed=0):
-        """Complementary samples in raw feature units, one per row of x, with c ~ Q(c|x).
+        """Complementary samples in raw units, one per row of x, c ~ Q(c|x) as in training.
 
-        They show where G puts its low-density samples around each mode (the paper's
-        Figure 4); training draws them the same way.
-        """
+        They show where G puts its low-density samples around each mode (Figure 4)."""
         q_logits = self.discriminator(self.standardizer(x))["q_logits"]
         code_seed, z_seed = tf.unstack(tf.constant([[seed, 0], [seed, 1]], tf.int32))
         codes = priors.draw_codes(q_logits, code_seed, self.config.code_sampling)
@@ -264,11 +267,9 @@ class MMOCGAN(keras.Model):
         """Trains on normal rows x (array [n, d] or a dataset of batches of raw rows).
 
         The first fit also learns the standardisation and fits the reference; later fits
-        continue the GAN training. Labels are refused: MMOC-GAN is trained on normal data
-        only. The threshold is set after training from threshold_x (default x; pass the
-        rows themselves when x repeats them, since scoring the local q costs per row). The
-        batch size defaults to the paper's 100; arrays are batched in seeded orders that a
-        later fit continues (data/pipeline.py).
+        continue the GAN training. Labels are refused. The threshold is then set from
+        threshold_x (default x; pass the rows themselves when x repeats them). Arrays are
+        batched in seeded orders that a later fit continues (data/pipeline.py).
         """
         if y is not None:
             raise ValueError("MMOCGAN trains on normal rows only; call fit(x) without labels.")
@@ -340,10 +341,8 @@ class MMOCGAN(keras.Model):
     def test_step(self, data):
         """The loss terms on the given rows, nothing updated, and the share flagged.
 
-        What `evaluate` and `fit(validation_data=...)` report: every logged term as on a
-        training batch, plus `flagged`, the share of rows below the current threshold. The
-        noise comes from fixed seeds, so evaluating is repeatable and leaves training's
-        random stream where it was.
+        What `evaluate` and `fit(validation_data=...)` report, plus `flagged`, the share
+        below the threshold. Fixed seeds: repeatable, and training's stream is untouched.
         """
         raw = data[0] if isinstance(data, (tuple, list)) else data
         x = self.standardizer(raw)

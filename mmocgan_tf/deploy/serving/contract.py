@@ -21,6 +21,16 @@ DEFAULT_SIGNATURE = "serving_default"
 FEATURE_NAMES_SIGNATURE = "feature_names"
 FEATURE_NAMES_INPUT = "unused"
 FEATURE_NAMES_OUTPUT = "feature_names"
+# The export's signature that says why rows are anomalous: `features` in, per-feature
+# attributions [n, d] and the mode out (model/explanations.py).
+EXPLAIN_SIGNATURE = "explain"
+EXPLAIN_OUTPUTS = ("attributions", "mode")
+# The columns an explained output table adds after score,is_anomaly,mode: one attribution
+# per feature, then the names of the TOP_FEATURES largest, joined by TOP_FEATURES_SEPARATOR.
+ATTRIBUTION_PREFIX = "attribution_"
+TOP_FEATURES_COLUMN = "top_features"
+TOP_FEATURES = 3
+TOP_FEATURES_SEPARATOR = ";"
 
 # TensorFlow DataType enum names (types.proto) -> numpy dtype names, for metadata.
 DTYPE_NAMES = {
@@ -149,3 +159,42 @@ def tensor_entry(dtype_name: str, dims: list[int] | None) -> dict:
     """One metadata tensor entry from a DataType enum name and dims (-1 = unknown)."""
     shape = None if dims is None else tuple(None if d < 0 else int(d) for d in dims)
     return {"dtype": DTYPE_NAMES.get(dtype_name, dtype_name), "shape": shape}
+
+
+def explain_outputs(out: Mapping[str, np.ndarray], rows: int, where: str) -> dict:
+    """An explain answer checked and typed: {"attributions": float32 [n, d], "mode": int32 [n]}.
+
+    Raises:
+      ServingError: an output is missing or has not one entry per row.
+    """
+    missing = [name for name in EXPLAIN_OUTPUTS if name not in out]
+    if missing:
+        raise ServingError(f"{where} sent no {', '.join(map(repr, missing))} output for the "
+                           f"{EXPLAIN_SIGNATURE!r} signature")
+    attributions = np.asarray(out["attributions"], dtype=np.float32)
+    mode = np.asarray(out["mode"]).astype(np.int32, copy=False)
+    if attributions.ndim != 2 or len(attributions) != rows or mode.shape != (rows,):
+        raise ServingError(f"{where} sent explanations of shapes {attributions.shape} and "
+                           f"{mode.shape} for {rows} rows")
+    return {"attributions": attributions, "mode": mode}
+
+
+def explanation_columns(feature_names) -> list[str]:
+    """attribution_<name> for each feature, in input order, then top_features."""
+    return [ATTRIBUTION_PREFIX + str(name) for name in feature_names] + [TOP_FEATURES_COLUMN]
+
+
+def top_feature_indices(attributions: np.ndarray, count: int = TOP_FEATURES) -> np.ndarray:
+    """[n, min(count, d)] column indices of each row's largest attributions, largest first.
+
+    Ties keep the input order, so the first column is np.argmax's.
+    """
+    a = np.asarray(attributions)
+    return np.argsort(-a, axis=1, kind="stable")[:, :min(count, a.shape[1])]
+
+
+def top_features(attributions: np.ndarray, feature_names, count: int = TOP_FEATURES) -> list[str]:
+    """Each row's top_features cell: the names of its `count` largest attributions, joined."""
+    names = [str(name) for name in feature_names]
+    return [TOP_FEATURES_SEPARATOR.join(names[j] for j in row)
+            for row in top_feature_indices(attributions, count)]

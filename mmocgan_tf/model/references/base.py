@@ -63,6 +63,11 @@ class Reference(keras.layers.Layer):
         raise NotImplementedError
 
     @property
+    def mode_mixture(self):
+        """The Gaussian mixture of the modes (its last slot the broad one), or None."""
+        return None
+
+    @property
     def trainer(self):
         """A model that fit trains besides these weights (T's regular GAN), or None."""
         return None

@@ -43,6 +43,10 @@ class MixtureReference(Reference):
     def log_density(self, scaled):
         return self.q.log_prob(scaled)
 
+    @property
+    def mode_mixture(self):
+        return self.q
+
     def log_q(self, scaled):
         """log q(x) of standardised rows, in chunks that bound memory for any q."""
         return self.q.log_prob_in_chunks(scaled)

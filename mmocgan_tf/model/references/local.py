@@ -33,3 +33,7 @@ class LocalMixture(MixtureReference):
 
     def log_density(self, scaled):
         return self.modes.log_prob(scaled)
+
+    @property
+    def mode_mixture(self):
+        return self.modes

@@ -154,13 +154,18 @@ def log_prob(logits, loc, scale_tril, x):
     Cholesky factor to every row, so its time and memory grow with rows x components x d^2
     (docs/RESULTS.md).
     """
+    return tf.reduce_logsumexp(joint_log_probs(logits, loc, scale_tril, x), axis=0)
+
+
+def joint_log_probs(logits, loc, scale_tril, x):
+    """log (weight_k N_k(x)) [k, n] of rows x [n, d], for every component k."""
     d = tf.cast(tf.shape(x)[1], x.dtype)
     centred = tf.transpose(x[None] - loc[:, None], [0, 2, 1])  # [k, d, n]
     z = tf.linalg.triangular_solve(scale_tril, centred, lower=True)
     log_det = tf.reduce_sum(tf.math.log(tf.linalg.diag_part(scale_tril)), axis=-1)
     log_normal = (-0.5 * tf.reduce_sum(tf.square(z), axis=1) - log_det[:, None]
                   - 0.5 * d * np.log(2.0 * np.pi).astype(np.float32))  # [k, n]
-    return tf.reduce_logsumexp(tf.nn.log_softmax(logits)[:, None] + log_normal, axis=0)
+    return tf.nn.log_softmax(logits)[:, None] + log_normal
 
 
 def sample(logits, loc, scale_tril, n, seed):

@@ -7,7 +7,8 @@ from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
-from mmocgan_tf.data.synthetic import make_production_line
+from mmocgan_tf.data.synthetic import make_production_line, make_sensor_faults
+from mmocgan_tf.evaluation.metrics import hit_at_k
 
 
 def test_shapes_dtypes_and_counts():
@@ -82,3 +83,108 @@ def test_local_density_beats_global_distance(seed):
     assert gmm_auroc > 0.85
     assert knn_auroc < 0.8
     assert gmm_auroc - knn_auroc > 0.15
+
+
+# === make_sensor_faults ===
+
+
+def _conditional_z(data):
+    """|conditional z-score| [n, d] of every row in the Gaussian of its own type's normal rows."""
+    z = np.zeros(data.x.shape)
+    for kind in np.unique(data.kind):
+        rows = data.kind == kind
+        normal = data.x[rows & (data.y == 0)].astype(np.float64)
+        precision = np.linalg.inv(np.cov(normal, rowvar=False))
+        z[rows] = (data.x[rows] - normal.mean(axis=0)) @ precision / np.sqrt(
+            np.diag(precision))
+    return np.abs(z)
+
+
+def test_sensor_faults_shapes_dtypes_and_counts():
+    data = make_sensor_faults(n_normal=400, n_anomalies=30, num_types=3, num_features=9,
+                              rank=2, seed=0)
+    assert data.x.shape == (430, 9) and data.x.dtype == np.float32
+    assert data.y.shape == (430,) and data.y.dtype == np.int32 and int(data.y.sum()) == 30
+    assert data.faulty.shape == (430, 9) and data.faulty.dtype == bool
+    assert data.kind.shape == (430,) and data.kind.dtype == np.int32
+    assert set(np.unique(data.kind)) == {0, 1, 2}
+    assert data.noise.shape == (9,) and (data.noise > 0).all()
+    assert np.isfinite(data.x).all()
+
+
+def test_sensor_faults_defaults():
+    data = make_sensor_faults()
+    assert data.x.shape == (3150, 14) and int(data.y.sum()) == 150
+    assert len(np.unique(data.kind)) == 4
+
+
+def test_sensor_faults_mark_one_to_three_features_of_anomalies_only():
+    data = make_sensor_faults(seed=2)
+    counts = data.faulty.sum(axis=1)
+    assert (counts[data.y == 0] == 0).all()
+    assert set(np.unique(counts[data.y == 1])) == {1, 2, 3}
+    assert 0 < np.flatnonzero(data.y)[0] and not np.array_equal(data.y, np.sort(data.y))
+
+
+def test_sensor_faults_same_seed_same_arrays_other_seed_differs():
+    a, b = make_sensor_faults(seed=5), make_sensor_faults(seed=5)
+    for field in ("x", "y", "faulty", "kind", "noise"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    assert not np.array_equal(a.x, make_sensor_faults(seed=6).x)
+
+
+def test_sensor_faults_stay_inside_each_features_normal_range():
+    data = make_sensor_faults(n_anomalies=600, seed=1)
+    normal, anomaly = data.x[data.y == 0], data.x[data.y == 1]
+    assert (anomaly > normal.min(axis=0)).all() and (anomaly < normal.max(axis=0)).all()
+
+
+def test_sensor_faults_are_off_the_types_manifold_and_only_there():
+    """z is the conditional z-score in the row's own type's Gaussian. Fails if the mask marks
+    the wrong features (median ~0.8) or the faults were not shifted.
+    """
+    data = make_sensor_faults(n_anomalies=600, seed=0)
+    z = _conditional_z(data)
+    anomaly = data.y == 1
+    assert np.median(z[data.faulty]) > 3.0
+    assert np.median(z[anomaly][~data.faulty[anomaly]]) < 1.2
+    assert np.quantile(z[~anomaly], 0.99) < 3.0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sensor_faults_show_against_the_type_not_globally(seed):
+    """The global |z| finds the faulty features as often as chance; the row's own type's
+    conditional |z| does far better."""
+    data = make_sensor_faults(n_anomalies=600, seed=seed)
+    anomaly = data.y == 1
+    normal = data.x[~anomaly]
+    global_z = np.abs((data.x[anomaly] - normal.mean(axis=0)) / normal.std(axis=0))
+    chance = np.mean(data.faulty[anomaly].sum(axis=1) / data.x.shape[1])
+    assert abs(hit_at_k(global_z, data.faulty[anomaly]) - chance) < 0.05
+    assert hit_at_k(_conditional_z(data)[anomaly], data.faulty[anomaly]) > 0.7
+
+
+def test_sensor_faults_types_overlap_in_every_feature():
+    """Each feature's value ranges of two of the types overlap: no one gauge names the type."""
+    data = make_sensor_faults(seed=0)
+    normal = data.y == 0
+    for j in range(data.x.shape[1]):
+        ranges = [(data.x[normal & (data.kind == t), j].min(),
+                   data.x[normal & (data.kind == t), j].max()) for t in range(4)]
+        assert any(lo_a < hi_b and lo_b < hi_a
+                   for i, (lo_a, hi_a) in enumerate(ranges) for lo_b, hi_b in ranges[i + 1:])
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"num_features": 6, "rank": 3}, {"rank": 0}, {"num_types": 0},
+     {"n_normal": 2, "num_types": 3}, {"n_anomalies": -1}],
+)
+def test_sensor_faults_bad_sizes(kwargs):
+    with pytest.raises(ValueError):
+        make_sensor_faults(**kwargs)
+
+
+def test_sensor_faults_without_anomalies():
+    data = make_sensor_faults(n_normal=200, n_anomalies=0, seed=0)
+    assert data.x.shape == (200, 14) and data.y.sum() == 0 and not data.faulty.any()

@@ -20,9 +20,14 @@ OneClassSVM stay near chance (docs/RESULTS.md). Distance detectors stay
 weak because a defect's small off-surface shift is lost among the along-surface
 gaps between neighbours; a density model that learns each type's covariance
 sees it.
+
+make_sensor_faults tells a second story on the same line, for explanations: which
+gauge of an anomalous part is wrong (its docstring).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -166,3 +171,151 @@ def _defects(
     if made < count:
         raise ValueError("could not place anomalies inside the normal range; use more normal rows")
     return out
+
+
+# === Sensor faults: which gauge is wrong? ===
+#
+# Design constants of make_sensor_faults, fixed (not per seed) like the ones above.
+_SENSOR_CENTER_SCALE = 2.0    # spread of the nominal values between product types
+_SENSOR_MIN_CENTER_GAP = 6.0  # nominal values of two types are at least this far apart
+_SENSOR_SPREAD = 1.5          # process spread along a type's manifold, per measurement
+_SENSOR_NOISE = (0.05, 0.15)  # each gauge's own noise width (the same on every type)
+_SENSOR_FAULTS = (1, 3)       # faulty readings per anomaly, fewest and most
+_SENSOR_WEIGHT_DECAY = 0.5    # type i gets a share proportional to 1 / (i + 1) ** decay
+
+
+@dataclasses.dataclass(frozen=True)
+class SensorFaults:
+    """make_sensor_faults's rows, with the truth about each of them.
+
+    Attributes:
+      x: float32 [n, d] measurements.
+      y: int32 [n], 1 = anomaly (a row with faulty readings).
+      faulty: bool [n, d], True exactly at the shifted readings of anomalies.
+      kind: int32 [n], the product type of each row (anomalies included).
+      noise: float32 [d], each gauge's noise width, in raw units.
+      centers, covariances: float64 [types, d] and [types, d, d], each type's true normal
+        distribution (what an explanation could at best know).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    faulty: np.ndarray
+    kind: np.ndarray
+    noise: np.ndarray
+    centers: np.ndarray
+    covariances: np.ndarray
+
+
+def make_sensor_faults(
+    n_normal: int = 3000,
+    n_anomalies: int = 150,
+    num_types: int = 4,
+    num_features: int = 14,
+    rank: int = 3,
+    fault_size: tuple[float, float] = (3.0, 5.0),
+    seed: int = 0,
+) -> SensorFaults:
+    """Generates sensor-fault data: rows whose faulty readings show only within their type.
+
+    Why this exists: an explanation of an anomaly should name the measurements that make it
+    anomalous, and a test of that needs data where the truth is known and where the easy
+    answer (the most extreme value) is wrong. Here it is as good as chance.
+
+    The story: a production line measures every part with the same `num_features` gauges.
+    Each product type (several types are made) has its own nominal values, and its process
+    varies along a few hidden factors (`rank` of them, far fewer than the gauges: think
+    temperature, material batch, tool wear) that move all its measurements together, along
+    a flat manifold of that type: centre_t + A_t u, u ~ N(0, I). Every gauge adds its own
+    small noise, the same on every type. A fault is a gauge that misreads: 1 to 3 gauges of
+    a part (chosen at random) are off by `fault_size` of their own noise widths (drawn
+    uniformly between its two values; the larger, the easier to say which gauge). The
+    faulty value is kept within that gauge's range over all normal parts (its sign flipped,
+    or the part redrawn, when it is not; a part is redrawn too if any other reading falls
+    outside), and the types overlap in every single gauge, so a faulty value is
+    unremarkable on its own. It shows only against how the part's type's measurements
+    co-vary: given the other gauges, the type's manifold says what it should have read.
+
+    Args:
+        n_normal: Number of normal rows, split unequally over the types.
+        n_anomalies: Number of rows with faulty readings, their types drawn in the same
+            shares.
+        num_types: Number of product types.
+        num_features: Number of gauges; more than `rank` + 3, so a fault has a direction
+            off the manifold and the other gauges tell what it should have read.
+        rank: Hidden factors per type (the manifold's dimension), at least 1.
+        fault_size: (smallest, largest) shift of a faulty reading, in noise widths.
+        seed: Seeds numpy's default_rng; the same arguments give identical arrays.
+
+    Returns:
+        A SensorFaults of n_normal + n_anomalies rows, shuffled.
+
+    Raises:
+        ValueError: On sizes that cannot describe the data set.
+    """
+    if rank < 1 or num_features <= rank + _SENSOR_FAULTS[1]:
+        raise ValueError(f"need 1 <= rank and num_features > rank + {_SENSOR_FAULTS[1]}, "
+                         f"got rank={rank} and num_features={num_features}")
+    if num_types < 1 or n_normal < num_types:
+        raise ValueError(f"need 1 <= num_types <= n_normal, got {num_types} and {n_normal}")
+    if n_anomalies < 0:
+        raise ValueError(f"n_anomalies must be >= 0, got {n_anomalies}")
+
+    rng = np.random.default_rng(seed)
+    d = num_features
+    weights = 1.0 / np.arange(1, num_types + 1) ** _SENSOR_WEIGHT_DECAY
+    weights /= weights.sum()
+    centers = _separated(rng, num_types, d, _SENSOR_CENTER_SCALE, _SENSOR_MIN_CENTER_GAP)
+    loadings = rng.normal(0.0, _SENSOR_SPREAD / np.sqrt(rank), (num_types, d, rank))
+    noise = rng.uniform(*_SENSOR_NOISE, d)
+
+    def parts(kind):
+        u = rng.normal(size=(len(kind), rank))
+        return (centers[kind] + np.einsum("ndr,nr->nd", loadings[kind], u)
+                + rng.normal(size=(len(kind), d)) * noise)
+
+    normal_kind = np.repeat(np.arange(num_types), _mode_counts(n_normal, weights))
+    x_normal = parts(normal_kind).astype(np.float32)
+    low, high = x_normal.min(axis=0), x_normal.max(axis=0)
+
+    anomaly_kind = rng.choice(num_types, size=n_anomalies, p=weights)
+    x_anomaly = np.empty((n_anomalies, d))
+    faulty_anomaly = np.zeros((n_anomalies, d), bool)
+    for i, kind in enumerate(anomaly_kind):
+        for _ in range(1000):
+            point = parts(np.array([kind]))[0]
+            count = rng.integers(_SENSOR_FAULTS[0], _SENSOR_FAULTS[1] + 1)
+            features = rng.choice(d, size=count, replace=False)
+            shift = rng.uniform(*fault_size, count) * noise[features]
+            shift *= rng.choice([-1.0, 1.0], size=count)
+            value = point[features] + shift
+            outside = (value <= low[features]) | (value >= high[features])
+            value[outside] = point[features][outside] - shift[outside]  # the other side
+            point[features] = value
+            # The whole part inside the normal range (as float32), not only its faults.
+            if np.all((point.astype(np.float32) > low) & (point.astype(np.float32) < high)):
+                x_anomaly[i] = point
+                faulty_anomaly[i, features] = True
+                break
+        else:
+            raise ValueError("could not place a fault inside the normal range; "
+                             "use more normal rows")
+
+    x = np.concatenate([x_normal, x_anomaly]).astype(np.float32)
+    y = np.r_[np.zeros(n_normal, np.int32), np.ones(n_anomalies, np.int32)]
+    faulty = np.concatenate([np.zeros((n_normal, d), bool), faulty_anomaly])
+    kind = np.r_[normal_kind, anomaly_kind].astype(np.int32)
+    order = rng.permutation(len(y))
+    covariances = loadings @ loadings.transpose(0, 2, 1) + np.diag(noise ** 2)
+    return SensorFaults(x[order], y[order], faulty[order], kind[order],
+                        noise.astype(np.float32), centers, covariances)
+
+
+def _separated(rng, count, d, scale, min_gap):
+    """count points N(0, scale^2 I) in d dimensions, redrawn until all are min_gap apart."""
+    for _ in range(1000):
+        points = rng.normal(0.0, scale, (count, d))
+        gaps = np.linalg.norm(points[:, None] - points[None], axis=-1)
+        if count == 1 or gaps[np.triu_indices(count, 1)].min() >= min_gap:
+            return points
+    raise ValueError(f"cannot place {count} well-separated types in {d} features")

@@ -70,3 +70,17 @@ def detection_metrics(y_true, score, is_anomaly) -> dict[str, float | None]:
         "n_normal": float(normal.sum()),
         "n_anomaly": float(anomaly.sum()),
     }
+
+
+def hit_at_k(attributions, faulty):
+    """How often explanations name the faulty features: the mean over rows of the share of
+    a row's k top-attributed features that are faulty, k its number of faulty features.
+
+    Args:
+      attributions: [n, d], higher = more to blame.
+      faulty: bool [n, d], the truth; rows with no faulty feature are skipped.
+    """
+    shares = [truth[np.argsort(-row, kind="stable")[:truth.sum()]].mean()
+              for row, truth in zip(np.asarray(attributions), np.asarray(faulty, bool),
+                                    strict=True) if truth.any()]
+    return float(np.mean(shares))

@@ -80,12 +80,35 @@ def test_evaluate_writes_results_csv_json_table_and_figures(evaluated):
     table = (folder / "table.md").read_text()
     assert "| mmocgan_cat | D < 0.5 |" in table and "| gmm | 99.5th pct |" in table
     for name in ("figure1_modes_pca", "figure2_score_histograms", "figure4_modes_tsne",
-                 "roc_curves", "pr_curves"):
+                 "roc_curves", "pr_curves", "explanations"):
         assert (folder / "figures" / f"{name}.png").stat().st_size > 1000
     folds = [line for line in out.splitlines() if line.startswith("[")]
     assert len(folds) == 9 and folds[0].startswith("[1/9, ~") and " left] gmm seed 0 fold 0: " \
         in folds[0]
     assert folds[-1].startswith("[9/9] mmocgan_cat seed 0 fold 2: ")
+
+
+def test_evaluate_plots_store_the_top_rows_explanations(evaluated):
+    folder, _ = evaluated
+    with np.load(folder / "figure_data.npz") as npz:
+        data = dict(npz)
+    scores, rows = data["score/mmocgan_cat"], data["explain_test_rows"]
+    assert len(rows) == 6 and data["explain_attributions"].shape == (6, 4)
+    # The six highest test scores, highest first: chosen by score alone.
+    np.testing.assert_allclose(data["explain_scores"], np.sort(scores)[::-1][:6])
+    np.testing.assert_allclose(scores[rows], data["explain_scores"])
+    assert np.isfinite(data["explain_attributions"]).all()
+    assert str(data["explain_unit"]) == "attribution (score units)"  # the paper variant
+    assert list(data["feature_names"]) == ["f0", "f1", "f2", "f3"]
+    # explain_rows number the rows of the data set: they are the test rows named.
+    with np.load(folder.parent / "blobs.npz") as npz:
+        x, y = npz["X"], npz["y"]
+    np.testing.assert_array_equal(y[data["explain_rows"]], data["y_test"][rows])
+    x_rows = x[data["explain_rows"]]
+    x_test = data["x_test"][rows]  # standardised with the fold's training rows
+    np.testing.assert_allclose((x_rows - x_rows.mean(0)) / x_rows.std(0),
+                               (x_test - x_test.mean(0)) / x_test.std(0), atol=1e-4)
+    np.testing.assert_array_equal(data["explain_modes"], data["mode_test"][rows])
 
 
 @pytest.mark.parametrize("case, message", [

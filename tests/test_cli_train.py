@@ -86,14 +86,15 @@ def test_progress_is_a_few_lines_and_no_keras_bar(trained_workdir):
 def test_held_out_pictures_are_pngs_in_the_workdir(trained_workdir):
     pytest.importorskip("matplotlib", reason="the plots extra is not installed")
     workdir, result = trained_workdir
-    names = {"scores.png", "roc.png", "pr.png"}
+    names = {"scores.png", "roc.png", "pr.png", "explanations.png"}
     assert set(os.listdir(workdir / "figures")) == names
     for name in names:
         data = (workdir / "figures" / name).read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5000, name
     metrics = json.loads((workdir / "metrics.json").read_text())
     assert sorted(metrics["figures"]) == sorted(f"figures/{n}" for n in names)
-    assert f"pictures in {workdir}/figures/: scores.png, roc.png, pr.png" in result.stdout
+    assert (f"pictures in {workdir}/figures/: scores.png, roc.png, pr.png, explanations.png"
+            in result.stdout)
 
 
 def test_without_matplotlib_training_succeeds_and_says_how_to_get_pictures(

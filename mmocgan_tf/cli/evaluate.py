@@ -6,7 +6,8 @@
 (`python -m cli.evaluate` in a clone.) Folds run over the normal rows; each test set is
 the held-out normal fold plus every anomaly (mmocgan_tf/evaluation/protocol.py). Writes
 results.json, results.csv (one row per method, seed and fold) and table.md (shaped like
-the paper's Table 1); with --plots also figure_data.npz and figures/*.png. MMOCGAN flags
+the paper's Table 1); with --plots also figure_data.npz and figures/*.png (among them
+explanations.png, the attributions of fold 0's highest-scoring test rows). MMOCGAN flags
 (num_modes, prior, weight_*, ...) apply to the mmocgan_* methods; a method name may also
 carry overrides, e.g. mmocgan_cat/num_modes=5. Each finished fold prints one line,
 `[k/N, ~T left] method seed S fold F: auroc ...` (none with --verbose=0). Bad input ends
@@ -68,7 +69,7 @@ def main():
               "undefined; normal accuracy is still reported", file=sys.stderr)
     os.makedirs(FLAGS.output, exist_ok=True)
     start = time.perf_counter()
-    rows, figure = [], plots.FigureData() if plots else None
+    rows, figure = [], plots.FigureData(data.feature_names) if plots else None
     # Lines of its own (tag): the Progress only keeps time, it writes nothing.
     progress = Progress(len(detectors) * len(seeds) * len(folds), "folds", enabled=False)
     for row, scores, detector, fold in evaluation.iter_runs(

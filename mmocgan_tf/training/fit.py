@@ -290,7 +290,9 @@ def evaluate(model, x_train, x_eval, y_eval):
 
 
 def draw_figures(folder, model, x_eval, y_eval, source):
-    """folder/figures: held-out scores against the model's threshold, ROC and PR curves.
+    """folder/figures: held-out scores against the model's threshold, ROC and PR curves,
+    and explanations.png, the attributions of the highest-scoring held-out rows (chosen by
+    score alone).
 
     Returns the PNG paths relative to folder. Imports the plots package (matplotlib) here,
     so training without the extra never needs it.
@@ -305,8 +307,10 @@ def draw_figures(folder, model, x_eval, y_eval, source):
     else:
         how = f"threshold: {100 * config.threshold_quantile:g}th pct of training scores"
     name = source if ":" in source else os.path.basename(source)
-    paths = plots.heldout_figures(y_eval, scores, threshold, os.path.join(folder, FIGURES_DIR),
-                                  name, threshold_label=how)
+    figures = os.path.join(folder, FIGURES_DIR)
+    paths = plots.heldout_figures(y_eval, scores, threshold, figures, name, threshold_label=how)
+    explained = plots.heldout_explanations(model, x_eval, scores, figures, name, y=y_eval)
+    paths += [explained] if explained is not None else []
     return [os.path.relpath(p, folder) for p in paths]
 
 

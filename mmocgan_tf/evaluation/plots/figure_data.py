@@ -4,7 +4,12 @@
 x_test [t, d], y_test [t] (1 = anomaly, 0 = normal), one `score/METHOD` [t] per evaluated
 method (higher = more anomalous) and, when an MMOC-GAN method ran, mode_train [n],
 mode_test [t], generated [g, d] and a 0-d string mode_method naming the method the modes
-and samples came from. `FigureData` collects them while the folds run; reading checks
+and samples came from. That method's explanations of its m highest-scoring test rows
+(chosen by score alone) come with them: explain_attributions [m, d], explain_scores [m],
+explain_modes [m], explain_test_rows [m] (positions in x_test), explain_rows [m] (the
+rows' numbers in the data set), a 0-d string explain_unit (the attributions' axis label)
+and feature_names [d]; files written before these existed load without them (no
+explanations figure). `FigureData` collects them while the folds run; reading checks
 every shape up front, so a bad file fails with one line before any figure is drawn.
 """
 
@@ -13,19 +18,28 @@ import zipfile
 
 import numpy as np
 
+from mmocgan_tf.evaluation.plots.explanations import top_explanations
 from mmocgan_tf.evaluation.protocol import standardized
 
 FIGURE_DATA = "figure_data.npz"
 REQUIRED = ("x_train", "x_test", "y_test")
-OPTIONAL = ("mode_train", "mode_test", "generated", "mode_method")
+EXPLAIN = ("explain_attributions", "explain_scores", "explain_modes", "explain_test_rows",
+           "explain_rows", "explain_unit")  # all or none
+OPTIONAL = ("mode_train", "mode_test", "generated", "mode_method", *EXPLAIN, "feature_names")
 
 
 class FigureData:
-    """Fold 0's test scores of every method, and the learned modes and complementary
-    samples of the first MMOC-GAN method, as figure_data.npz holds them."""
+    """Fold 0's test scores of every method, and the learned modes, complementary samples
+    and top rows' explanations of the first MMOC-GAN method, as figure_data.npz holds them.
 
-    def __init__(self):
+    Args:
+      feature_names: the data set's column names (default f0, f1, ...); the detectors'
+        models are built without them.
+    """
+
+    def __init__(self, feature_names=None):
         self.arrays = {}
+        self.feature_names = None if feature_names is None else tuple(feature_names)
 
     def add(self, detector, scores, x, y, fold):
         """Records one method's run on the fold (scores None: the method failed)."""
@@ -41,6 +55,21 @@ class FigureData:
                 mode_train=model.predict(x_train, batch_size=4096, verbose=0)["mode"],
                 mode_test=model.predict(x_test, batch_size=4096, verbose=0)["mode"],
                 generated=model.generate(x_train, seed=0), mode_method=detector.name)
+            if scores is not None and hasattr(model, "explain"):
+                self._add_explanations(model, x_test, scores, fold)
+
+    def _add_explanations(self, model, x_test, scores, fold):
+        top = top_explanations(model, x_test, scores)
+        d = x_test.shape[1]
+        names = self.feature_names
+        if names is None or len(names) != d:
+            names = tuple(str(name) for name in top["feature_names"])
+        self.arrays.update(
+            explain_attributions=top["attributions"], explain_scores=top["scores"],
+            explain_modes=top["modes"], explain_test_rows=top["index"],
+            explain_rows=np.asarray(fold.test)[top["index"]].astype(np.int64),
+            explain_unit=np.array(top["unit"]),
+            feature_names=np.asarray([str(name) for name in names], dtype=str))
 
     def save(self, output):
         """Writes output/figure_data.npz; returns its path."""
@@ -89,9 +118,9 @@ def load_figure_data(results_dir):
         if key in arrays:
             data[key] = arrays[key]
     _check_shapes(data, path)
-    if "mode_method" in data:
-        data["mode_method"] = str(data["mode_method"].reshape(-1)[0]) if \
-            data["mode_method"].size else None
+    for key in ("mode_method", "explain_unit"):
+        if key in data:
+            data[key] = str(data[key].reshape(-1)[0]) if data[key].size else None
     return data
 
 
@@ -122,6 +151,26 @@ def _check_shapes(data, path):
         bad(f"generated has shape {data['generated'].shape}, expected (g, {x_train.shape[1]})")
     if "mode_test" in data and "mode_train" not in data:
         bad("mode_test without mode_train")
+    d = x_train.shape[1]
+    if "feature_names" in data and data["feature_names"].shape != (d,):
+        bad(f"feature_names has shape {data['feature_names'].shape}, expected ({d},)")
+    present = [key for key in EXPLAIN if key in data]
+    if not present:
+        return
+    if len(present) != len(EXPLAIN):
+        bad(f"{', '.join(present)} without {', '.join(k for k in EXPLAIN if k not in data)}")
+    attributions = data["explain_attributions"]
+    if attributions.ndim != 2 or attributions.shape[1] != d:
+        bad(f"explain_attributions has shape {attributions.shape}, expected (m, {d})")
+    m = len(attributions)
+    for key in EXPLAIN[1:-1]:
+        if data[key].shape != (m,):
+            bad(f"{key} has shape {data[key].shape}, expected ({m},)")
+    rows = data["explain_test_rows"]
+    if m and (not np.issubdtype(rows.dtype, np.integer) or rows.min() < 0 or rows.max() >= t):
+        bad(f"explain_test_rows must be positions in x_test (0 to {t - 1})")
+    if data["explain_unit"].size != 1:
+        bad(f"explain_unit has shape {data['explain_unit'].shape}, expected ()")
 
 
 def _one_line(err):

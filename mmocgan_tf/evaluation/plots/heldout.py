@@ -3,7 +3,9 @@
 cli.train draws them into WORKDIR/figures whenever it held out labelled rows: the score
 histogram shows where the decision threshold cuts the two classes, the ROC and
 precision-recall curves show every threshold the model could have had, with the one it
-has marked. The labels are those of the held-out rows only; they never set anything.
+has marked, and explanations.png shows the per-feature attributions of the held-out rows
+that score highest. The labels are those of the held-out rows only; they never set
+anything, nor choose the rows explained (only their titles name them).
 """
 
 import os
@@ -11,6 +13,12 @@ import os
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from mmocgan_tf.evaluation.plots.explanations import (
+    EXPLANATIONS,
+    TOP_ROWS,
+    explanation_figure,
+    top_explanations,
+)
 from mmocgan_tf.evaluation.plots.scores import figure2_score_histograms, pr_curves, roc_curves
 
 SCORES = "scores.png"
@@ -59,3 +67,29 @@ def heldout_figures(y, scores, threshold, out_dir, dataset, method="MMOC-GAN",
         if path is not None:  # None: one class held out, no curve
             written.append(path)
     return written
+
+
+def heldout_explanations(model, x, scores, out_dir, dataset, y=None, method="MMOC-GAN",
+                         count=TOP_ROWS):
+    """Writes explanations.png: the attributions of the `count` highest-scoring rows of x.
+
+    Args:
+      model: the fitted MMOCGAN.
+      x: [t, d] held-out raw rows.
+      scores: [t] the model's scores of those rows; they alone choose the rows.
+      out_dir: the folder of the PNG (created if needed).
+      dataset: what the rows are, for the title.
+      y: optional [t] held-out labels, named in the panel titles only.
+      method: the model's name in the title.
+      count: how many rows at most.
+
+    Returns:
+      The path written, or None when x has no rows with a finite score.
+    """
+    top = top_explanations(model, x, scores, count)
+    labels = None if y is None else np.asarray(y).ravel()[top["index"]]
+    return explanation_figure(
+        top["attributions"], top["feature_names"], top["modes"], top["scores"], top["index"],
+        os.path.join(out_dir, EXPLANATIONS), unit=top["unit"], labels=labels,
+        row_name="held-out row",
+        title=f"{method} on {dataset}: what makes the highest-scoring held-out rows anomalous")

@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 
+from mmocgan_tf.evaluation.plots.explanations import EXPLANATIONS, explanation_figure
 from mmocgan_tf.evaluation.plots.figure_data import FIGURE_DATA, load_figure_data
 from mmocgan_tf.evaluation.plots.modes import figure1_modes_pca, figure4_modes_tsne
 from mmocgan_tf.evaluation.plots.scores import (
@@ -29,7 +30,9 @@ def write_figures(results_dir, out_dir=None, notes=None):
 
     Writes figure1_modes_pca.png and figure4_modes_tsne.png (only when learned modes are
     present), figure2_score_histograms.png (one panel per method), roc_curves.png and
-    pr_curves.png (not when the test labels hold one class).
+    pr_curves.png (not when the test labels hold one class) and explanations.png (the
+    attributions of the MMOC-GAN method's highest-scoring test rows; not from files
+    written before they were stored, nor with no rows explained).
 
     Args:
       results_dir: the folder holding figure_data.npz.
@@ -80,4 +83,25 @@ def write_figures(results_dir, out_dir=None, notes=None):
     else:
         written.append(roc_curves(y, data["scores"], os.path.join(out_dir, ROC)))
         written.append(pr_curves(y, data["scores"], os.path.join(out_dir, PR)))
+    if "explain_attributions" not in data:
+        notes.append(f"{EXPLANATIONS}: no attributions in {FIGURE_DATA}")
+    else:
+        path = _explanations(data, y, os.path.join(out_dir, EXPLANATIONS))
+        if path is None:
+            notes.append(f"{EXPLANATIONS}: no test row with a finite score to explain")
+        else:
+            written.append(path)
     return written
+
+
+def _explanations(data, y, path):
+    """explanations.png from the explain_* arrays, or None when they hold no rows."""
+    d = data["x_train"].shape[1]
+    names = data.get("feature_names")
+    names = [f"f{i}" for i in range(d)] if names is None else names
+    method = data.get("mode_method") or "MMOC-GAN"
+    return explanation_figure(
+        data["explain_attributions"], names, data["explain_modes"], data["explain_scores"],
+        data["explain_rows"], path, unit=data["explain_unit"],
+        labels=y[data["explain_test_rows"]],
+        title=f"{method}, fold 0: what makes the highest-scoring test rows anomalous")

@@ -115,7 +115,7 @@ def test_metadata_lists_features_and_outputs(server, kind):
     assert meta["inputs"] == {"features": {"dtype": "float32", "shape": (None, 3)}}
     assert {k: v["dtype"] for k, v in meta["outputs"].items()} == OUTPUTS
     assert meta["outputs"]["mode_probs"]["shape"] == (None, 2)
-    assert meta["signatures"] == ["feature_names", "score", "serving_default"]
+    assert meta["signatures"] == ["explain", "feature_names", "score", "serving_default"]
     assert meta["version"] == 2  # the latest
 
 

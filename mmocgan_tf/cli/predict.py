@@ -10,22 +10,28 @@ order, to the feature names the export's feature_names signature gives over the 
 for exports made before that signature existed, which otherwise get every column in file
 order. Output: score,is_anomaly,mode per input row (is_anomaly as 0/1; the "score"
 signature writes score only), renamed into place when complete, so a failed run leaves no
-partial file. Bad input or a server error: one line `error: ...` on stderr, exit status 2.
+partial file. --explain also calls the export's explain signature: the CSV gets
+attribution_<feature> for every feature and top_features (the three features of largest
+attribution, joined by ";"), and stdout shows the top features of the highest-scoring rows.
+Bad input or a server error: one line `error: ...` on stderr, exit status 2.
 The work is deploy/server_scoring.py's.
 """
 
 import functools
 
+import numpy as np
 from absl import flags
 
 from mmocgan_tf.cli import app
 from mmocgan_tf.cli import flags as config_flags
 from mmocgan_tf.deploy import export, server_scoring
 from mmocgan_tf.deploy.serving import RestClient
+from mmocgan_tf.deploy.serving.contract import top_feature_indices
 from mmocgan_tf.progress import Progress
 
 FLAGS = flags.FLAGS
 SIGNATURES = ("serving_default", "score")  # what deploy.export writes
+SHOWN_ROWS = 10  # --explain prints the top features of this many highest-scoring rows
 
 
 @functools.cache
@@ -48,6 +54,10 @@ def define_flags():
                         "a local copy (saved_models/NAME[/VERSION]) whose metadata names the "
                         "features.")
     flags.DEFINE_string("output", None, "CSV to write: score,is_anomaly,mode per input row.")
+    flags.DEFINE_boolean("explain", False, "Also call the export's explain signature: write "
+                         "each row's per-feature attributions (attribution_<feature>) and its "
+                         "three most anomalous features (top_features), and print those of "
+                         f"the {SHOWN_ROWS} highest-scoring rows.")
     flags.DEFINE_integer("batch_size", 1000, "Rows per request.", lower_bound=1)
     flags.DEFINE_float("timeout_s", 10.0, "Deadline of each request, seconds.",
                        lower_bound=0.001)
@@ -68,16 +78,38 @@ def main():
 
     try:
         with app.bad_input(OSError, ValueError):
-            n, flagged = server_scoring.score_file(make_client(), FLAGS.data, FLAGS.output,
-                                                   feature_columns=feature_columns(),
-                                                   on_rows=report)
+            n, flagged, *explained = server_scoring.score_file(
+                make_client(), FLAGS.data, FLAGS.output, feature_columns=feature_columns(),
+                on_rows=report, explain=FLAGS.explain)
     finally:
         if progress is not None:
             progress.close()
     verdict = "" if flagged is None else f": {flagged} flagged as anomalies"
     print(f"scored {n} rows with model {FLAGS.model_name!r} on {FLAGS.server}{verdict}; "
           f"wrote {FLAGS.output}")
+    if explained:
+        print("\n".join(explanation_lines(explained[0], FLAGS.output)))
     return 0
+
+
+def explanation_lines(explained, output, shown=SHOWN_ROWS):
+    """What a person reads first: the top features of the highest-scoring rows.
+
+    One line per row, rows numbered from 1 in file order, highest score first:
+    `row 17: score 14.2, anomaly, mode 1; b 8.31, c 2.05, a 0.12`.
+    """
+    names, scores = explained["feature_names"], explained["score"]
+    attributions, decisions = explained["attributions"], explained["is_anomaly"]
+    order = np.argsort(-scores, kind="stable")[:shown]
+    top = top_feature_indices(attributions)
+    what = "row" if len(scores) == 1 else f"{len(order)} highest-scoring rows"
+    lines = [f"features of largest attribution of the {what} (every row's are in {output}):"]
+    for i in order:
+        decision = "" if decisions is None else (", anomaly" if decisions[i] else ", normal")
+        features = ", ".join(f"{names[j]} {attributions[i, j]:.4g}" for j in top[i])
+        lines.append(f"  row {i + 1}: score {scores[i]:.6g}{decision}, mode "
+                     f"{explained['mode'][i]}; {features}")
+    return lines
 
 
 def make_client():

@@ -50,9 +50,10 @@ def export_saved_model(model, export_base, *, version=None, extra_metadata=None)
     Signatures: `serving_default` and `score` take `features` float32 [None, d] (raw
     values, training column order); `serving_default` returns score, is_anomaly, mode and
     mode_probs, `score` the score alone, `explain` the per-feature attributions [None, d]
-    of the score and the mode (model/explanations.py). `feature_names` returns the d names as a string
-    tensor, so a client of the server can map table columns by name; it takes a float32
-    scalar `unused`, since TF Serving's Predict cannot call a signature without inputs.
+    of the score and the mode (model/explanations.py). `feature_names` returns the d names
+    as a string tensor, so a client of the server can map table columns by name; it takes a
+    float32 scalar `unused`, since TF Serving's Predict cannot call a signature without
+    inputs.
     assets/mmocgan_metadata.json describes the model.
 
     Args:

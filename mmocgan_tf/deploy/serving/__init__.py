@@ -2,8 +2,9 @@
 
 `GrpcClient` (needs the `serving` extra: tensorflow-serving-api and grpcio) and `RestClient`
 (standard library only) share one contract: `predict(features)` returns a dict of numpy
-arrays, `metadata()` describes the signature, `feature_names()` asks the export for its
-feature names (None for an export without them), and every failure is a `ServingError`
+arrays, `explain(features)` the per-feature attributions and modes, `metadata()` describes
+the signature, `feature_names()` asks the export for its feature names (None for an export
+without them), and every failure is a `ServingError`
 whose message is one line. `write_models_config` writes the server's multi-model config file.
 
 GrpcClient is imported on first use, so the REST client works without the gRPC packages.

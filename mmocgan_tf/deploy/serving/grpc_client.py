@@ -21,6 +21,7 @@ from tensorflow_serving.apis import (
 from mmocgan_tf.deploy.serving import tensor_proto
 from mmocgan_tf.deploy.serving.contract import (
     DEFAULT_SIGNATURE,
+    EXPLAIN_SIGNATURE,
     FEATURE_NAMES_INPUT,
     FEATURE_NAMES_OUTPUT,
     FEATURE_NAMES_SIGNATURE,
@@ -29,6 +30,7 @@ from mmocgan_tf.deploy.serving.contract import (
     ServingError,
     as_rows,
     decode_names,
+    explain_outputs,
     model_label,
     predict_in_batches,
     signature_summary,
@@ -89,6 +91,35 @@ class GrpcClient(BaseClient):
         x = as_rows(features)
         return predict_in_batches(lambda rows: self.predict_arrays({INPUT_NAME: rows}), x,
                                   self.batch_size)
+
+    def explain(self, features) -> dict[str, np.ndarray]:
+        """Per-feature attributions of the anomaly score, from the export's explain signature.
+
+        Sent in batches of batch_size rows, like predict(); the client's own signature does
+        not matter.
+
+        Returns:
+          {"attributions": float32 [n, d] (higher: the feature makes the row more
+           anomalous, relative to its mode), "mode": int32 [n]}.
+
+        Raises:
+          ValueError: features is not a non-empty 1-D or 2-D array.
+          ServingError: as predict(), and for an export without the explain signature
+            (one written before it existed).
+        """
+        x = as_rows(features)
+        where = f"server {self.target}"
+        try:
+            return predict_in_batches(lambda rows: explain_outputs(self.predict_arrays(
+                {INPUT_NAME: rows}, signature=EXPLAIN_SIGNATURE), len(rows), where), x,
+                self.batch_size)
+        except ServingError as err:
+            if err.code == "FAILED_PRECONDITION" and f'"{EXPLAIN_SIGNATURE}"' in str(err):
+                raise ServingError(
+                    f"{model_label(self.model_name, self.version)} on {where} has no "
+                    f"{EXPLAIN_SIGNATURE!r} signature: export it again with this version to "
+                    f"get explanations ({err})", code=err.code) from None
+            raise
 
     def predict_arrays(self, inputs: Mapping[str, np.ndarray], *,
                        signature: str | None = None) -> dict[str, np.ndarray]:

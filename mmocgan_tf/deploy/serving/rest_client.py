@@ -20,6 +20,7 @@ import numpy as np
 
 from mmocgan_tf.deploy.serving.contract import (
     DEFAULT_SIGNATURE,
+    EXPLAIN_SIGNATURE,
     FEATURE_NAMES_INPUT,
     FEATURE_NAMES_OUTPUT,
     FEATURE_NAMES_SIGNATURE,
@@ -28,6 +29,7 @@ from mmocgan_tf.deploy.serving.contract import (
     ServingError,
     as_rows,
     decode_names,
+    explain_outputs,
     model_label,
     predict_in_batches,
     signature_summary,
@@ -78,6 +80,7 @@ class RestClient(BaseClient):
         handlers = [urllib.request.ProxyHandler({})] if host in _LOOPBACK else []
         self._opener = urllib.request.build_opener(*handlers)
         self._metadata = None
+        self._signatures = None  # every signature's {"inputs", "outputs"}, with _metadata
 
     def predict(self, features) -> dict[str, np.ndarray]:
         """Outputs of the signature for raw feature rows [n, d] (columns in training order).
@@ -114,7 +117,35 @@ class RestClient(BaseClient):
             self._metadata = signature_summary(
                 self.model_name, None if served is None else int(served), self.signature,
                 signatures, f"server {self.base_url}")
+            self._signatures = signatures
         return self._metadata
+
+    def explain(self, features) -> dict[str, np.ndarray]:
+        """Per-feature attributions of the anomaly score, from the export's explain signature.
+
+        Sent in batches of batch_size rows and in the client's format, like predict(); the
+        client's own signature does not matter.
+
+        Returns:
+          {"attributions": float32 [n, d] (higher: the feature makes the row more
+           anomalous, relative to its mode), "mode": int32 [n]}.
+
+        Raises:
+          ValueError: features is not a non-empty 1-D or 2-D array.
+          ServingError: as predict(), and for an export without the explain signature
+            (one written before it existed).
+        """
+        x = as_rows(features)
+        self.metadata()
+        where = f"server {self.base_url}"
+        if EXPLAIN_SIGNATURE not in self._signatures:
+            raise ServingError(
+                f"{model_label(self.model_name, self.version)} on {where} has no "
+                f"{EXPLAIN_SIGNATURE!r} signature: export it again with this version to get "
+                "explanations", code="NOT_FOUND")
+        outputs = self._signatures[EXPLAIN_SIGNATURE]["outputs"]
+        return predict_in_batches(lambda rows: explain_outputs(self._predict_batch(
+            rows, outputs, EXPLAIN_SIGNATURE), len(rows), where), x, self.batch_size)
 
     def feature_names(self) -> list[str] | None:
         """The model's feature names in input order, from the export's feature_names signature.
@@ -138,11 +169,12 @@ class RestClient(BaseClient):
             raise ServingError(f"server {self.base_url} sent feature names in an unknown "
                                "layout") from None
 
-    def _predict_batch(self, rows: np.ndarray, outputs: dict) -> dict[str, np.ndarray]:
+    def _predict_batch(self, rows: np.ndarray, outputs: dict,
+                       signature: str | None = None) -> dict[str, np.ndarray]:
         values = rows.tolist()
         key = "instances" if self.format == "instances" else "inputs"
         body = self._request(self._predict_url, {
-            "signature_name": self.signature,
+            "signature_name": signature or self.signature,
             key: values if key == "instances" else {INPUT_NAME: values}})
         names = list(outputs)
         try:

@@ -41,6 +41,9 @@ CASES = {
     "score_chunk_rows_0": Case("cli.score", ("--model={d}/sm", "--data={d}/rows.csv",
                                              "--output={o}/s.csv", "--chunk_rows=0"),
                                2, "--chunk_rows=0: 0 is not a positive integer"),
+    "score_beam_flag_without_runner": Case("cli.score", ("--model={d}/sm", "--data={d}/rows.csv",
+                                                         "--output={o}/s.csv", "--id_column=id"),
+                                           2, "--id_column: only with --runner"),
     # cli.export
     "export_dir_is_a_file": Case("cli.export", ("--workdir={d}/corrupt", "--export_dir={d}/a_file"),
                                  2, "a_file is a file, not a folder"),

@@ -161,7 +161,7 @@ def command(main):
     return wrapped
 
 
-def run(main, define_flags):
+def run(main, define_flags, flags_parser=None):
     """Runs a command the way its console script and `python -m` do; exits with its status.
 
     Defines the command's flags and makes them key flags of the program's main module:
@@ -171,12 +171,14 @@ def run(main, define_flags):
     Args:
       main: the command's main(argv), as command() returns it.
       define_flags: defines the command's flags; safe to call more than once.
+      flags_parser: parses argv into the flags (default parse_flags), for a command that
+        hands flags it does not know on (cli.score --runner: Beam's options).
     """
     define_flags()
     for flag in flags.FLAGS.get_key_flags_for_module(main.__module__):
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     sys.modules["__main__"].__doc__ = sys.modules[main.__module__].__doc__
-    absl_app.run(main, flags_parser=parse_flags)
+    absl_app.run(main, flags_parser=flags_parser or parse_flags)
 
 
 def parse_flags(argv):

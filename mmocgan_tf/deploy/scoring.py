@@ -15,6 +15,7 @@ from mmocgan_tf.deploy import export
 from mmocgan_tf.deploy.serving.contract import (
     EXPLAIN_SIGNATURE,
     explanation_columns,
+    no_explain_signature,
     top_features,
 )
 from mmocgan_tf.files import atomic_write
@@ -37,8 +38,7 @@ def load_exported(model_path, explain=False):
     if not explain:
         return signatures["serving_default"], meta
     if EXPLAIN_SIGNATURE not in signatures:
-        raise export.ExportError(f"{version_dir} has no {EXPLAIN_SIGNATURE!r} signature (it "
-                                 "was exported before explanations existed); export it again")
+        raise export.ExportError(no_explain_signature(version_dir))
     return signatures["serving_default"], meta, signatures[EXPLAIN_SIGNATURE]
 
 

@@ -18,6 +18,7 @@ from mmocgan_tf.deploy.serving.contract import (
     INPUT_NAME,
     ServingError,
     explanation_columns,
+    no_explain_signature,
     top_features,
 )
 from mmocgan_tf.files import atomic_write
@@ -64,9 +65,8 @@ def score_file(client, data_path, output_path, *, feature_columns=None, on_rows=
     if "score" not in columns:
         raise DataError(f"signature {meta['signature']!r} has no score output")
     if explain and EXPLAIN_SIGNATURE not in meta["signatures"]:  # before any row is sent
-        raise ServingError(f"model {meta['model_name']!r} on the server has no "
-                           f"{EXPLAIN_SIGNATURE!r} signature: export it again with this "
-                           "version to get explanations", code="NOT_FOUND")
+        raise ServingError(no_explain_signature(f"model {meta['model_name']!r} on the "
+                                                "server"), code="NOT_FOUND")
     server_names = functools.cache(client.feature_names)  # asked for once, if at all
     data, how = _load_rows(data_path, feature_columns, server_names)
     shape = meta["inputs"].get(INPUT_NAME, {}).get("shape") or (None,)

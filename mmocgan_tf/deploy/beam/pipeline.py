@@ -27,7 +27,7 @@ from mmocgan_tf.deploy.beam.reading import (
     open_parquet_raw,
 )
 from mmocgan_tf.deploy.beam.summary import BeamScoringSummary
-from mmocgan_tf.deploy.serving.contract import EXPLAIN_SIGNATURE
+from mmocgan_tf.deploy.serving.contract import EXPLAIN_SIGNATURE, no_explain_signature
 
 
 class ScoreShards(beam.PTransform):
@@ -130,8 +130,7 @@ def score_with_beam(model_path: str, data_pattern: str, output_prefix: str, *,
     meta = export.read_metadata(version_dir)
     names = [str(n) for n in meta["feature_names"]]
     if explain and EXPLAIN_SIGNATURE not in meta.get("signatures", {}):
-        raise export.ExportError(f"{version_dir} has no {EXPLAIN_SIGNATURE!r} signature (it "
-                                 "was exported before explanations existed); export it again")
+        raise export.ExportError(no_explain_signature(version_dir))
     ids = [n for n in (as_names(id_columns) or []) if n]
     columns = writing.output_columns(names, explain)
     for name in ids:

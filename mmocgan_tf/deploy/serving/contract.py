@@ -25,6 +25,7 @@ FEATURE_NAMES_OUTPUT = "feature_names"
 # attributions [n, d] and the mode out (model/explanations.py).
 EXPLAIN_SIGNATURE = "explain"
 EXPLAIN_OUTPUTS = ("attributions", "mode")
+
 # The columns an explained output table adds after score,is_anomaly,mode: one attribution
 # per feature, then the names of the TOP_FEATURES largest, joined by TOP_FEATURES_SEPARATOR.
 ATTRIBUTION_PREFIX = "attribution_"
@@ -198,3 +199,9 @@ def top_features(attributions: np.ndarray, feature_names, count: int = TOP_FEATU
     names = [str(name) for name in feature_names]
     return [TOP_FEATURES_SEPARATOR.join(names[j] for j in row)
             for row in top_feature_indices(attributions, count)]
+
+
+def no_explain_signature(what: str) -> str:
+    """The one line for an export made before the explain signature existed."""
+    return (f"{what} has no {EXPLAIN_SIGNATURE!r} signature (it was exported before "
+            "explanations existed): export it again")

@@ -32,6 +32,7 @@ from mmocgan_tf.deploy.serving.contract import (
     decode_names,
     explain_outputs,
     model_label,
+    no_explain_signature,
     predict_in_batches,
     signature_summary,
     tensor_entry,
@@ -115,10 +116,9 @@ class GrpcClient(BaseClient):
                 self.batch_size)
         except ServingError as err:
             if err.code == "FAILED_PRECONDITION" and f'"{EXPLAIN_SIGNATURE}"' in str(err):
-                raise ServingError(
-                    f"{model_label(self.model_name, self.version)} on {where} has no "
-                    f"{EXPLAIN_SIGNATURE!r} signature: export it again with this version to "
-                    f"get explanations ({err})", code=err.code) from None
+                raise ServingError(no_explain_signature(
+                    f"{model_label(self.model_name, self.version)} on {where}"),
+                    code=err.code) from None
             raise
 
     def predict_arrays(self, inputs: Mapping[str, np.ndarray], *,

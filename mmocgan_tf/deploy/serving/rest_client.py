@@ -31,6 +31,7 @@ from mmocgan_tf.deploy.serving.contract import (
     decode_names,
     explain_outputs,
     model_label,
+    no_explain_signature,
     predict_in_batches,
     signature_summary,
     tensor_entry,
@@ -139,10 +140,8 @@ class RestClient(BaseClient):
         self.metadata()
         where = f"server {self.base_url}"
         if EXPLAIN_SIGNATURE not in self._signatures:
-            raise ServingError(
-                f"{model_label(self.model_name, self.version)} on {where} has no "
-                f"{EXPLAIN_SIGNATURE!r} signature: export it again with this version to get "
-                "explanations", code="NOT_FOUND")
+            raise ServingError(no_explain_signature(
+                f"{model_label(self.model_name, self.version)} on {where}"), code="NOT_FOUND")
         outputs = self._signatures[EXPLAIN_SIGNATURE]["outputs"]
         return predict_in_batches(lambda rows: explain_outputs(self._predict_batch(
             rows, outputs, EXPLAIN_SIGNATURE), len(rows), where), x, self.batch_size)

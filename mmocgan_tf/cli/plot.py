@@ -5,7 +5,8 @@
 (`python -m cli.plot` in a clone.) Reads RESULTS/figure_data.npz (written by
 `mmocgan-evaluate --plots`) and writes PNGs into --output (default RESULTS/figures):
 figure1_modes_pca.png and figure4_modes_tsne.png when an MMOC-GAN method supplied learned
-modes, figure2_score_histograms.png, roc_curves.png and pr_curves.png. Prints each written
+modes, figure2_score_histograms.png, roc_curves.png, pr_curves.png and explanations.png
+(the attributions of the MMOC-GAN method's highest-scoring test rows). Prints each written
 path, then one `skipped NAME: reason` line per figure left out. Bad input ends with one
 `error: ...` line on stderr and exit status 2.
 """

@@ -9,11 +9,11 @@ With no flags it trains the demo job on the thyroid data shipped with the packag
 --config=NAME reads a flagfile shipped with the package (demo, paper); flags given on the
 command line or in a --flagfile override its values. Writes config.json, model.keras,
 metrics.json and TensorBoard logs into --workdir and, when labelled rows were held out,
-figures/scores.png, roc.png and pr.png (the plots extra; --noplots skips them). Shows one
-progress line on stderr (--verbose=0: none, 2: Keras's line per epoch). Bad input ends
-with one line on stderr and exit status 2; the workdir is left as it was. A multi-worker
-task whose cluster does not come together, or loses a task during training, ends with one
-line and status 1.
+figures/scores.png, roc.png, pr.png and explanations.png (the plots extra; --noplots
+skips them). Shows one progress line on stderr (--verbose=0: none, 2: Keras's line per
+epoch). Bad input ends with one line on stderr and exit status 2; the workdir is left as
+it was. A multi-worker task whose cluster does not come together, or loses a task during
+training, ends with one line and status 1.
 
 A run that is killed (Ctrl-C, SIGTERM, or even kill -9) after an epoch keeps a backup in
 WORKDIR/.resume: the same command started again continues from its last completed epoch
@@ -45,7 +45,8 @@ def define_flags():
         "A flagfile shipped with the package, by name: its values apply to every flag not "
         "given on the command line or in a --flagfile (the files: mmocgan_tf/cli/configs/).")
     flags.DEFINE_boolean("plots", True, "Draw the held-out rows' score histogram, ROC and "
-                         "precision-recall curves into WORKDIR/figures (the plots extra).")
+                         "precision-recall curves and the attributions of the "
+                         "highest-scoring rows into WORKDIR/figures (the plots extra).")
     config_flags.define_config_flags()
 
 

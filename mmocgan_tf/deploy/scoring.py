@@ -13,6 +13,7 @@ import tensorflow as tf
 from mmocgan_tf.data.chunks import iter_feature_chunks
 from mmocgan_tf.deploy import export
 from mmocgan_tf.deploy.serving.contract import (
+    DEFAULT_SIGNATURE,
     EXPLAIN_SIGNATURE,
     explanation_columns,
     no_explain_signature,
@@ -24,9 +25,7 @@ OUTPUT_COLUMNS = ("score", "is_anomaly", "mode")
 
 
 def load_exported(model_path, explain=False):
-    """(serving_default function, metadata) of saved_models/NAME[/VERSION] (newest if none).
-
-    With explain, (serving_default, metadata, explain function).
+    """(signatures, metadata) of saved_models/NAME[/VERSION] (the newest version if none).
 
     Raises:
       ExportError: no exported model there, or (explain) one exported before the explain
@@ -34,12 +33,9 @@ def load_exported(model_path, explain=False):
     """
     version_dir = export.latest_version_dir(model_path)
     signatures = tf.saved_model.load(version_dir).signatures
-    meta = export.read_metadata(version_dir)
-    if not explain:
-        return signatures["serving_default"], meta
-    if EXPLAIN_SIGNATURE not in signatures:
+    if explain and EXPLAIN_SIGNATURE not in signatures:
         raise export.ExportError(no_explain_signature(version_dir))
-    return signatures["serving_default"], meta, signatures[EXPLAIN_SIGNATURE]
+    return signatures, export.read_metadata(version_dir)
 
 
 def score_file(model_path, data_path, output_path, chunk_rows=65536, on_chunk=None,
@@ -65,7 +61,7 @@ def score_file(model_path, data_path, output_path, chunk_rows=65536, on_chunk=No
     if (isinstance(chunk_rows, bool) or not isinstance(chunk_rows, numbers.Integral)
             or chunk_rows < 1):
         raise ValueError(f"chunk_rows must be an integer >= 1, got {chunk_rows!r}")
-    signature, meta, *explainer = load_exported(model_path, explain)
+    signatures, meta = load_exported(model_path, explain)
     names = meta["feature_names"]
     rows = 0
     with atomic_write(output_path, newline="" if explain else None) as out:
@@ -76,13 +72,14 @@ def score_file(model_path, data_path, output_path, chunk_rows=65536, on_chunk=No
             out.write(",".join(OUTPUT_COLUMNS) + "\n")
         for chunk in iter_feature_chunks(data_path, names, chunk_rows):
             features = tf.constant(chunk)
-            result = signature(features=features)
+            result = signatures[DEFAULT_SIGNATURE](features=features)
             block = np.column_stack([
                 result["score"].numpy().astype(np.float64),
                 result["is_anomaly"].numpy().astype(np.int64),
                 result["mode"].numpy().astype(np.int64)])
             if explain:
-                attributions = explainer[0](features=features)["attributions"].numpy()
+                attributions = signatures[EXPLAIN_SIGNATURE](
+                    features=features)["attributions"].numpy()
                 _write_explained(writer, block, attributions, top_features(attributions, names))
             else:
                 np.savetxt(out, block, fmt=("%.9g", "%d", "%d"), delimiter=",")

@@ -84,8 +84,7 @@ def top_explanations(model, x, scores, count=TOP_ROWS):
 
 
 def explanation_figure(attributions, feature_names, modes, scores, rows, path, unit=NATS,
-                       title=None, labels=None, row_name="row", max_features=MAX_FEATURES,
-                       note=None, additive=None):
+                       title=None, labels=None, row_name="row", max_features=MAX_FEATURES):
     """Draws one horizontal bar panel of attributions per row into a PNG.
 
     Args:
@@ -99,11 +98,8 @@ def explanation_figure(attributions, feature_names, modes, scores, rows, path, u
       title: the figure's first title line (default: a generic one).
       labels: optional [m] labels (1 = anomaly), shown in the titles only.
       row_name: what the row numbers count, e.g. "row" or "held-out row".
-      max_features: bars of their own per panel; the rest are summed into one bar
-        (additive) or left out.
-      note: the subtitle's description of a bar (default: UNIT_NOTES[unit], if any).
-      additive: whether a row's attributions add up, so the ones left out can be summed
-        into one bar (default: for the units in ADDITIVE).
+      max_features: bars of their own per panel; the rest are summed into one bar where
+        the unit's attributions add up (ADDITIVE), else left out.
 
     Returns:
       path as a str, or None when there are no rows.
@@ -128,7 +124,7 @@ def explanation_figure(attributions, feature_names, modes, scores, rows, path, u
         return None
     max_features = max(1, int(max_features))
     shown = min(d, max_features)
-    additive = unit in ADDITIVE if additive is None else bool(additive)
+    additive = unit in ADDITIVE
     bars = shown + (additive and d > shown)
     columns = 1 if m == 1 else 2
     lines = math.ceil(m / columns)
@@ -168,7 +164,7 @@ def explanation_figure(attributions, feature_names, modes, scores, rows, path, u
         if labels is not None:
             heading += f" · labelled {'anomaly' if labels[i] else 'normal'}"
         ax.set_title(heading, fontsize=9)
-    note = UNIT_NOTES.get(unit) if note is None else note
+    note = UNIT_NOTES.get(unit)
     subtitle = [f"the {m} highest-scoring rows, chosen by score alone"]
     if d > shown:
         rest = "the rest summed in grey" if additive else \

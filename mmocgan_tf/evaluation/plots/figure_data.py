@@ -55,7 +55,7 @@ class FigureData:
                 mode_train=model.predict(x_train, batch_size=4096, verbose=0)["mode"],
                 mode_test=model.predict(x_test, batch_size=4096, verbose=0)["mode"],
                 generated=model.generate(x_train, seed=0), mode_method=detector.name)
-            if scores is not None and hasattr(model, "explain"):
+            if scores is not None:
                 self._add_explanations(model, x_test, scores, fold)
 
     def _add_explanations(self, model, x_test, scores, fold):

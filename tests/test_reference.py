@@ -57,6 +57,24 @@ def test_log_prob_is_the_mixture_density():
         for k in range(len(logits)) if logits[k] > -1e6]), axis=0)
     got = mixtures.log_prob(*arrays, x[:20]).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-4)
+    whitened = mixtures.whitened_log_prob(mixtures.whitening_arrays(*arrays), x[:20]).numpy()
+    np.testing.assert_allclose(whitened, expected, rtol=1e-4)
+
+
+def test_a_mixture_stores_its_three_arrays_and_derives_the_whitening_on_load():
+    x = two_blobs()
+    arrays = mixtures.fit_bic_arrays(x, num_modes=3, broad_weight=0.2, broad_scale=3.0)
+    mixture = mixtures.Mixture(3)
+    mixture.build((None, 3))
+    mixture.assign(arrays)
+    store = {}
+    mixture.save_own_variables(store)
+    assert sorted(store) == ["0", "1", "2"]  # the file format of models saved before it
+    loaded = mixtures.Mixture(3)
+    loaded.build((None, 3))
+    loaded.load_own_variables(store)
+    np.testing.assert_allclose(loaded.log_prob(x[:20]).numpy(),
+                               mixtures.log_prob(*arrays, x[:20]).numpy(), rtol=1e-5)
 
 
 def test_samples_are_seeded_and_follow_the_mixture():
@@ -187,7 +205,8 @@ def test_many_components_are_scored_in_chunks_and_sampled_row_by_row(monkeypatch
     x = two_blobs(n=50, seed=6)
     whole = mixtures.log_prob(*arrays, x).numpy()
     monkeypatch.setattr(mixtures, "MAX_CHUNK_FLOATS", 16 * len(arrays[0]) * 3)  # 16 rows a chunk
-    np.testing.assert_allclose(mixtures.log_prob_in_chunks(*arrays, x).numpy(), whole,
+    whitening = mixtures.whitening_arrays(*arrays)
+    np.testing.assert_allclose(mixtures.log_prob_in_chunks(whitening, x).numpy(), whole,
                                rtol=1e-5)
     a = mixtures.sample(*arrays, 4000, tf.constant([1, 2], tf.int32)).numpy()
     logits, loc, _ = arrays

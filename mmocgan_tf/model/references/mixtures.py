@@ -12,8 +12,11 @@ A mixture lives in three arrays of slots + 1 entries (slots: m or LOCAL_COMPONEN
 ones get weight 0), so it can be stored as model weights and evaluated in a SavedModel:
 logits [slots + 1], loc [slots + 1, d], scale_tril [slots + 1, d, d] (Cholesky factors of
 the covariances); an unused slot keeps an identity factor, so its solve stays finite and its
-weight zeroes it.
+weight zeroes it. Scoring reads three more weights derived from those when they are set
+(Whitening): every component's whitening side by side, so log q is one matrix product.
 """
+
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -129,22 +132,29 @@ def _arrays(weights, means, factors, slots, broad_weight, broad_scale):
     return [a.astype(np.float32) for a in (logits, loc, scale_tril)]
 
 
-def log_prob_in_chunks(logits, loc, scale_tril, x):
+def log_prob_in_chunks(whitening, x):
     """log_prob in chunks of rows that bound the memory (MAX_CHUNK_FLOATS), for scoring.
 
     Rows that fit in one chunk (a small mixture, or few rows) take log_prob directly.
     """
-    components, d = scale_tril.shape[0], scale_tril.shape[-1]
-    rows = max(1, MAX_CHUNK_FLOATS // (components * d))
-    n = tf.shape(x)[0]
+    rows = max(1, MAX_CHUNK_FLOATS // whitening.matrix.shape[1])
+    n, d = tf.shape(x)[0], whitening.matrix.shape[0]
 
     def chunked():
         padded = tf.pad(x, [[0, -n % rows], [0, 0]])
         chunks = tf.reshape(padded, [-1, rows, d])
-        values = tf.map_fn(lambda chunk: log_prob(logits, loc, scale_tril, chunk), chunks)
+        values = tf.map_fn(lambda chunk: whitened_log_prob(whitening, chunk), chunks)
         return tf.reshape(values, [-1])[:n]
 
-    return tf.cond(n <= rows, lambda: log_prob(logits, loc, scale_tril, x), chunked)
+    return tf.cond(n <= rows, lambda: whitened_log_prob(whitening, x), chunked)
+
+
+def whitened_log_prob(whitening, x):
+    """log q(x) of rows x [n, d] as one matrix product over all components (Whitening)."""
+    matrix, offset, log_norm = whitening
+    d = matrix.shape[0]
+    z = tf.reshape(tf.matmul(x, matrix) - offset, [-1, matrix.shape[1] // d, d])
+    return tf.reduce_logsumexp(log_norm - 0.5 * tf.reduce_sum(tf.square(z), axis=-1), axis=-1)
 
 
 def log_prob(logits, loc, scale_tril, x):
@@ -184,11 +194,39 @@ def sample(logits, loc, scale_tril, n, seed):
     return tf.gather(loc, components) + spread
 
 
+class Whitening(NamedTuple):
+    """A mixture's log q(x) as logsumexp_k(log_norm_k - |x @ matrix_k - offset_k|^2 / 2).
+
+    matrix [d, k*d] holds every component's inverse Cholesky factor, transposed, side by
+    side; offset [k*d] their whitened means; log_norm [k] the log weights less the log
+    normalisers. Derived in float64 once, when the mixture is set, so scoring is one GEMM
+    instead of k triangular solves (docs/PERFORMANCE.md).
+    """
+
+    matrix: object
+    offset: object
+    log_norm: object
+
+
+def whitening_arrays(logits, loc, scale_tril):
+    """The Whitening (float32 arrays) of the mixture (logits, loc, scale_tril)."""
+    logits, loc, scale_tril = (np.asarray(a, np.float64) for a in (logits, loc, scale_tril))
+    k, d = loc.shape
+    inverse = np.linalg.inv(scale_tril)  # [k, d, d]
+    matrix = np.transpose(inverse, (2, 0, 1)).reshape(d, k * d)  # [j, (k, i)] = inv_k[i, j]
+    offset = np.einsum("kij,kj->ki", inverse, loc).reshape(k * d)
+    log_weights = logits - np.logaddexp.reduce(logits)
+    log_det = np.log(np.diagonal(scale_tril, axis1=1, axis2=2)).sum(axis=1)
+    log_norm = log_weights - log_det - 0.5 * d * np.log(2.0 * np.pi)
+    return Whitening(*(a.astype(np.float32) for a in (matrix, offset, log_norm)))
+
+
 class Mixture(keras.layers.Layer):
     """A mixture of `slots` Gaussians plus the broad one, held as non-trainable weights.
 
     Weights, not constants, so a .keras file or SavedModel carries the fitted q and a
-    refit reuses the traced functions that read it.
+    refit reuses the traced functions that read it. Files hold the three arrays only; the
+    Whitening weights are derived from them on assign and on load.
     """
 
     def __init__(self, slots, **kwargs):
@@ -204,6 +242,11 @@ class Mixture(keras.layers.Layer):
         self.scale_tril = self.add_weight(
             name="scale_tril", shape=(m, d, d), trainable=False,
             initializer=lambda shape, dtype=None: tf.eye(d, batch_shape=[m], dtype=dtype))
+        self.whitening = Whitening(*(
+            self.add_weight(name=name, shape=value.shape, trainable=False,
+                            initializer=lambda shape, dtype=None, value=value: value)
+            for name, value in whitening_arrays(
+                *(w.numpy() for w in self.arrays))._asdict().items()))
 
     @property
     def arrays(self):
@@ -211,14 +254,23 @@ class Mixture(keras.layers.Layer):
         return self.logits, self.loc, self.scale_tril
 
     def assign(self, arrays):
-        for variable, value in zip(self.arrays, arrays, strict=True):
+        arrays = [np.asarray(a) for a in arrays]
+        for variable, value in zip(self.arrays + self.whitening,
+                                   arrays + list(whitening_arrays(*arrays)), strict=True):
             variable.assign(value)
 
+    def save_own_variables(self, store):
+        for i, variable in enumerate(self.arrays):
+            store[str(i)] = variable.numpy()
+
+    def load_own_variables(self, store):
+        self.assign([store[str(i)] for i in range(len(self.arrays))])
+
     def log_prob(self, x):
-        return log_prob(*self.arrays, x)
+        return whitened_log_prob(self.whitening, x)
 
     def log_prob_in_chunks(self, x):
-        return log_prob_in_chunks(*self.arrays, x)
+        return log_prob_in_chunks(self.whitening, x)
 
     def sample(self, n, seed):
         return sample(*self.arrays, n, seed)

@@ -141,6 +141,9 @@ class TrainConfig:
       strategy: auto (mirrored if > 1 GPU), one_device, mirrored or multi_worker (TF_CONFIG).
       cpu_replicas: N >= 2 logical CPUs to mirror over (strategy=mirrored, no GPU); 0 = off.
       cluster_timeout: seconds a multi_worker task waits for all TF_CONFIG tasks to join.
+      intra_op_threads: threads one TensorFlow op may use (0 = TensorFlow's choice, one
+        per core); this model's products are too small to gain from splitting (see
+        docs/PERFORMANCE.md). Applied in a process that has not run TensorFlow yet.
       streaming: stream CSV/Parquet/TFRecord data with tf.data instead of loading it whole.
       shuffle_buffer: rows in the streaming shuffle buffer (seeded alike on every worker).
       model: the model's hyper-parameters.
@@ -162,6 +165,7 @@ class TrainConfig:
     strategy: str = "auto"
     cpu_replicas: int = 0
     cluster_timeout: float = 120.0
+    intra_op_threads: int = 1
     streaming: bool = False
     shuffle_buffer: int = 100_000
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -185,6 +189,8 @@ class TrainConfig:
         _check(not self.cpu_replicas or self.strategy == "mirrored", "cpu_replicas",
                self.cpu_replicas, f"applies to strategy='mirrored' only, not {self.strategy!r}")
         _check(self.cluster_timeout > 0, "cluster_timeout", self.cluster_timeout, "must be > 0")
+        _check(self.intra_op_threads >= 0, "intra_op_threads", self.intra_op_threads,
+               "must be >= 0")
         _check(self.shuffle_buffer >= 1, "shuffle_buffer", self.shuffle_buffer, "must be >= 1")
         _check(not (self.streaming and self.label_column), "label_column", self.label_column,
                "is not supported with streaming (it trains on every row: stream normal rows "

@@ -11,6 +11,7 @@ for why the order matters.
 """
 
 import json
+import logging
 import os
 import re
 import socket
@@ -447,6 +448,23 @@ def test_cpu_replicas_after_tensorflow_started_is_refused():
         distribute.make_strategy("mirrored", cpu_replicas=2)
 
 
+def test_intra_op_threads_apply_in_a_fresh_process_and_warn_in_a_running_one(caplog):
+    script = ("import tensorflow as tf\nfrom mmocgan_tf.training import distribute\n"
+              "distribute.set_intra_op_threads(1)\ntf.constant(1.0).numpy()\n"
+              "print(tf.config.threading.get_intra_op_parallelism_threads())")
+    fresh = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           timeout=120)
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    assert fresh.stdout.split() == ["1"]
+    tf.constant(1.0).numpy()  # this process runs TensorFlow already
+    running = tf.config.threading.get_intra_op_parallelism_threads()
+    wanted = running + 1
+    with caplog.at_level(logging.WARNING):
+        distribute.set_intra_op_threads(wanted)
+    assert tf.config.threading.get_intra_op_parallelism_threads() == running
+    assert f"intra_op_threads={wanted} not applied" in caplog.text
+
+
 def run_in_process(capsys, *args):
     flags.FLAGS.unparse_flags()
     code = train_cli.main(flags.FLAGS(["cli.train", *args]))
@@ -457,6 +475,7 @@ def run_in_process(capsys, *args):
     (["--cpu_replicas=2"], None, "applies to strategy='mirrored' only"),
     (["--strategy=mirrored", "--cpu_replicas=1"], None, "must be 0 (off) or >= 2"),
     (["--strategy=everywhere"], None, "strategy='everywhere'"),
+    (["--intra_op_threads=-1"], None, "must be >= 0"),
     (["--strategy=multi_worker"], "{not json", "TF_CONFIG is not valid JSON"),
     (["--strategy=multi_worker"],
      '{"cluster": {"worker": ["h:1"]}, "task": {"type": "worker", "index": 3}}', "out of range"),

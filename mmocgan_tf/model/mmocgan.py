@@ -360,7 +360,11 @@ class MMOCGAN(keras.Model):
     def discriminator_terms(self, x, seeds):
         """D's and Q's loss terms on standardised rows x; returns (x_hat, codes, terms)."""
         code_seed, z_seed, negative_seed = seeds
-        real = self.discriminator(x, training=True)
+        # Negatives from q (none in the paper) share the real rows' pass; G needs its codes.
+        negatives = self.reference.negatives(tf.shape(x)[0], negative_seed)
+        batches = [x] if negatives is None else [x, negatives]
+        real, *negative = networks.split_batches(
+            self.discriminator(tf.concat(batches, 0), training=True), len(batches))
         codes = priors.draw_codes(tf.stop_gradient(real["q_logits"]), code_seed,
                                   self.config.code_sampling)
         x_hat = self.generator(self.prior.sample(codes, z_seed), training=True)
@@ -368,12 +372,9 @@ class MMOCGAN(keras.Model):
         (all_codes,) = replicas.gather(codes)
         real_logit, real_q, fake_logit, fake_q = replicas.gather(
             real["logit"], real["q_logits"], fake["logit"], fake["q_logits"])
-        # Negatives from the reference: logit D -> log p - log q (none in the paper).
-        negatives = self.reference.negatives(tf.shape(x)[0], negative_seed)
-        d_nce = tf.constant(0.0)
-        if negatives is not None:
-            (negative_logit,) = replicas.gather(
-                self.discriminator(negatives, training=True)["logit"])
+        d_nce = tf.constant(0.0)  # against negatives: logit D -> log p - log q
+        if negative:
+            (negative_logit,) = replicas.gather(negative[0]["logit"])
             d_nce = losses.real_fake_loss(real_logit, negative_logit)
         return x_hat, all_codes, {
             "d_real_fake": losses.real_fake_loss(real_logit, fake_logit),
@@ -385,11 +386,10 @@ class MMOCGAN(keras.Model):
 
     def generator_terms(self, x, x_hat, codes):
         """G's (and the prior's) loss terms for its samples x_hat of the global `codes`."""
-        n = tf.shape(x)[0]
-        both = self.discriminator(tf.concat([x, x_hat], 0))
+        real, fake = networks.split_batches(self.discriminator(tf.concat([x, x_hat], 0)), 2)
         real_features, fake_features, fake_q, fake_density = replicas.gather(
-            tf.stop_gradient(both["features"][:n]), both["features"][n:],
-            both["q_logits"][n:], self.reference.log_density(x_hat))
+            tf.stop_gradient(real["features"]), fake["features"], fake["q_logits"],
+            self.reference.log_density(x_hat))
         return {
             "g_fm": losses.feature_matching_loss(fake_features, real_features),
             "g_pt": losses.pull_away_loss(fake_features),
@@ -397,3 +397,4 @@ class MMOCGAN(keras.Model):
             "g_mi": losses.code_cross_entropy(fake_q, codes),
             "g_sigma": self.prior.regularization(),
         }
+

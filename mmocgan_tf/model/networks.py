@@ -7,6 +7,7 @@ weights it had when its callers seeded the globals, without touching any global 
 """
 
 import keras
+import tensorflow as tf
 
 
 def seeded(initializer, seeds, **kwargs):
@@ -47,3 +48,11 @@ def build_generator(input_dim, hidden, num_features, name="generator", *, seeds)
     for i, width in enumerate(hidden):
         h = _dense(width, seeds, activation="relu", name=f"hidden_{i}")(h)
     return keras.Model(latent, _dense(num_features, seeds, name="x_hat")(h), name=name)
+
+
+def split_batches(outputs, parts):
+    """A network's dict of outputs on `parts` equal batches stacked, as one dict per batch.
+
+    One pass over stacked batches runs fewer, larger matrix products than one per batch."""
+    pieces = {name: tf.split(value, parts) for name, value in outputs.items()}
+    return [{name: piece[i] for name, piece in pieces.items()} for i in range(parts)]

@@ -7,18 +7,21 @@
   multi_worker  MultiWorkerMirroredStrategy over the cluster in the TF_CONFIG environment
                 variable; every task runs the same command, the chief writes the results
 
-Create the strategy before TensorFlow runs its first op: logical CPU devices can only be
-configured then, and a multi-worker task must join its cluster before anything else.
+Create the strategy before TensorFlow runs its first op: logical CPU devices and the
+threads per op can only be configured then, and a multi-worker task must join its cluster
+before anything else.
 """
 
 import json
 import os
 
 import tensorflow as tf
+from absl import logging
 
 from mmocgan_tf.config import STRATEGIES, ConfigError
 
-__all__ = ["ClusterError", "is_chief", "is_multi_worker", "make_strategy", "read_tf_config"]
+__all__ = ["ClusterError", "is_chief", "is_multi_worker", "make_strategy", "read_tf_config",
+           "set_intra_op_threads"]
 
 
 class ClusterError(RuntimeError):
@@ -134,6 +137,21 @@ def read_tf_config(text=None):
 
 def _chief(cluster):
     return ("chief", 0) if "chief" in cluster else ("worker", 0)
+
+
+def set_intra_op_threads(count):
+    """Lets one TensorFlow op use `count` threads (0: leave TensorFlow's choice).
+
+    Only a process that has not run TensorFlow yet can change it; one that has keeps its
+    setting, with a warning: a slower run, not a wrong one.
+    """
+    if not count or tf.config.threading.get_intra_op_parallelism_threads() == count:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(count)
+    except RuntimeError:
+        logging.warning("intra_op_threads=%d not applied: TensorFlow already runs in this "
+                        "process with its own setting", count)
 
 
 def _logical_cpus(count):

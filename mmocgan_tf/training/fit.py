@@ -78,7 +78,9 @@ def train(config: TrainConfig, figures=False):
         if path and os.path.exists(path) and not os.path.isdir(path):
             raise ConfigError(f"{name}={path} is a file, not a folder")
     started = time.time()
-    # First: logical CPU devices and a multi-worker cluster must be set up before TF runs ops.
+    # First: threads, logical CPU devices and a multi-worker cluster must be set up before
+    # TF runs ops.
+    distribute.set_intra_op_threads(config.intra_op_threads)
     strategy = distribute.make_strategy(config.strategy, config.cpu_replicas,
                                         config.cluster_timeout)
     replicas = strategy.num_replicas_in_sync

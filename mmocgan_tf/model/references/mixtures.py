@@ -12,8 +12,8 @@ A mixture lives in three arrays of slots + 1 entries (slots: m or LOCAL_COMPONEN
 ones get weight 0), so it can be stored as model weights and evaluated in a SavedModel:
 logits [slots + 1], loc [slots + 1, d], scale_tril [slots + 1, d, d] (Cholesky factors of
 the covariances); an unused slot keeps an identity factor, so its solve stays finite and its
-weight zeroes it. Scoring reads three more weights derived from those when they are set
-(Whitening): every component's whitening side by side, so log q is one matrix product.
+weight zeroes it. log q reads three more weights derived from those when they are set
+(Whitening): every component's whitening side by side, so it is one matrix product.
 """
 
 from typing import NamedTuple
@@ -199,8 +199,8 @@ class Whitening(NamedTuple):
 
     matrix [d, k*d] holds every component's inverse Cholesky factor, transposed, side by
     side; offset [k*d] their whitened means; log_norm [k] the log weights less the log
-    normalisers. Derived in float64 once, when the mixture is set, so scoring is one GEMM
-    instead of k triangular solves (docs/PERFORMANCE.md).
+    normalisers. Derived in float64 once, when the mixture is set, so log q (scoring, and
+    L_KL in every step) is one GEMM instead of k triangular solves (docs/PERFORMANCE.md).
     """
 
     matrix: object

@@ -158,11 +158,11 @@ def whitened_log_prob(whitening, x):
 
 
 def log_prob(logits, loc, scale_tril, x):
-    """log q(x) of rows x [n, d]: one triangular solve per component.
+    """log q(x) of rows x [n, d] from the three arrays: one triangular solve per component.
 
-    Written out rather than taken from tfp.distributions, whose mixture broadcasts every
-    Cholesky factor to every row, so its time and memory grow with rows x components x d^2
-    (docs/RESULTS.md).
+    The direct form, which the Whitening is checked against; a Mixture layer scores with
+    whitened_log_prob. Neither is taken from tfp.distributions, whose mixture broadcasts
+    every Cholesky factor to every row (docs/RESULTS.md).
     """
     return tf.reduce_logsumexp(joint_log_probs(logits, loc, scale_tril, x), axis=0)
 

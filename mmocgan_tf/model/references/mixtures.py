@@ -133,9 +133,9 @@ def _arrays(weights, means, factors, slots, broad_weight, broad_scale):
 
 
 def log_prob_in_chunks(whitening, x):
-    """log_prob in chunks of rows that bound the memory (MAX_CHUNK_FLOATS), for scoring.
+    """whitened_log_prob in chunks of rows that bound the memory (MAX_CHUNK_FLOATS).
 
-    Rows that fit in one chunk (a small mixture, or few rows) take log_prob directly.
+    For scoring; rows that fit in one chunk (a small mixture, or few rows) take it directly.
     """
     rows = max(1, MAX_CHUNK_FLOATS // whitening.matrix.shape[1])
     n, d = tf.shape(x)[0], whitening.matrix.shape[0]

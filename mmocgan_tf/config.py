@@ -8,7 +8,8 @@ import dataclasses
 import json
 
 PRIORS = ("cat", "mix")
-REFERENCES = ("none", "gmm", "local")
+REFERENCES = ("none", "gmm", "local", "flow")
+FLOW_BASES = ("normal", "mixture")
 CODE_SAMPLING = ("sample", "argmax")
 THRESHOLD_RULES = ("quantile", "half")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
@@ -49,11 +50,17 @@ class ModelConfig:
         mmocgan_tf/model/references/) and scores -(logit D(x) + log q(x)); log q also
         replaces T in L_KL, so no target network is trained. "local" does the same with a
         q of many local Gaussians (each the spread of one neighbourhood of training rows),
-        while L_KL keeps the BIC mixture's log density. "none" is the paper's method
-        (score 1 - D(x)).
+        while L_KL keeps the BIC mixture's log density. "flow" makes q a masked
+        autoregressive flow (TFP bijectors), shared with the BIC mixture by
+        reference_flow_share. "none" is the paper's method (score 1 - D(x)).
       reference_broad_weight: the broad Gaussian's share of q (the "local" variant as
         measured uses 0).
       reference_broad_scale: its standard deviation, in standardised units.
+      reference_flow_share: the flow's share of q with reference="flow" (the rest is the
+        BIC mixture).
+      reference_flow_steps: Adam steps of the flow's maximum-likelihood fit.
+      reference_flow_base: the flow's base density: "normal" (N(0, I)) or "mixture" (the
+        BIC mixture, which the flow then starts from and refines).
       weight_nce: D's noise-contrastive loss against samples of q (not with "none").
       weight_complement: D's loss on the generator's complementary samples (the paper's
         real/fake term, weight 1 in the paper).
@@ -84,6 +91,9 @@ class ModelConfig:
     reference: str = "gmm"
     reference_broad_weight: float = 0.1
     reference_broad_scale: float = 2.0
+    reference_flow_share: float = 1.0
+    reference_flow_steps: int = 3000
+    reference_flow_base: str = "normal"
     weight_nce: float = 1.0
     weight_complement: float = 1.0
     seed: int = 0
@@ -117,6 +127,12 @@ class ModelConfig:
                self.reference_broad_weight, "must be in [0, 1)")
         _check(self.reference_broad_scale > 0, "reference_broad_scale",
                self.reference_broad_scale, "must be > 0")
+        _check(0 < self.reference_flow_share <= 1, "reference_flow_share",
+               self.reference_flow_share, "must be in (0, 1]")
+        _check(self.reference_flow_steps >= 1, "reference_flow_steps",
+               self.reference_flow_steps, "must be >= 1")
+        _check(self.reference_flow_base in FLOW_BASES, "reference_flow_base",
+               self.reference_flow_base, f"must be one of {FLOW_BASES}")
         return self
 
 

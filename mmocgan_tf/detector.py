@@ -64,7 +64,10 @@ class MMOCGANDetector(OutlierMixin, BaseEstimator):
         weight_sigma=_DEFAULTS.weight_sigma, density_quantile=_DEFAULTS.density_quantile,
         threshold_rule=_DEFAULTS.threshold_rule, threshold_quantile=_DEFAULTS.threshold_quantile,
         reference=_DEFAULTS.reference, reference_broad_weight=_DEFAULTS.reference_broad_weight,
-        reference_broad_scale=_DEFAULTS.reference_broad_scale, weight_nce=_DEFAULTS.weight_nce,
+        reference_broad_scale=_DEFAULTS.reference_broad_scale,
+        reference_flow_share=_DEFAULTS.reference_flow_share,
+        reference_flow_steps=_DEFAULTS.reference_flow_steps,
+        reference_flow_base=_DEFAULTS.reference_flow_base, weight_nce=_DEFAULTS.weight_nce,
         weight_complement=_DEFAULTS.weight_complement, steps_per_execution=16,
         contamination="auto", random_state=None, verbose=0,
     ):
@@ -94,6 +97,9 @@ class MMOCGANDetector(OutlierMixin, BaseEstimator):
         self.reference = reference
         self.reference_broad_weight = reference_broad_weight
         self.reference_broad_scale = reference_broad_scale
+        self.reference_flow_share = reference_flow_share
+        self.reference_flow_steps = reference_flow_steps
+        self.reference_flow_base = reference_flow_base
         self.weight_nce = weight_nce
         self.weight_complement = weight_complement
         self.steps_per_execution = steps_per_execution

@@ -1,8 +1,9 @@
 """SavedModel export: named signatures equal to the live model, versions, metadata.
 
 The default variant is exported once for most tests; the paper variant (reference="none",
-score 1 - D(x)) and the local variant (reference="local", whose 300-component q is scored
-in chunks of rows) are exported too, since each puts a different graph into the SavedModel.
+score 1 - D(x)), the local variant (reference="local", whose 300-component q is scored
+in chunks of rows) and the flow variant (reference="flow", TFP bijectors in the graph) are
+exported too, since each puts a different graph into the SavedModel.
 """
 
 import os
@@ -103,12 +104,13 @@ def test_versions_count_up_and_are_never_overwritten(tiny_model, tmp_path):
 
 
 VARIANTS = {"none": dict(reference="none"),
-            "local": dict(reference="local", reference_broad_weight=0.0)}
+            "local": dict(reference="local", reference_broad_weight=0.0),
+            "flow": dict(reference="flow", reference_flow_share=0.5, reference_flow_steps=50)}
 
 
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
 def variant(request, tmp_path_factory):
-    """(name, fitted model, reloaded serving_default, path): the paper or the local variant."""
+    """(name, fitted model, reloaded serving_default, path): a variant other than the default."""
     keras.utils.set_random_seed(0)  # else the weights depend on the tests that ran before
     m = MMOCGAN(num_features=3, **TINY_EXPORT_MODEL, **VARIANTS[request.param])
     m.compile(steps_per_execution=4)

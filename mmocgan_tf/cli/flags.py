@@ -22,6 +22,7 @@ flags.disclaim_key_flags()
 CHOICES = {
     "prior": config.PRIORS,
     "reference": config.REFERENCES,
+    "reference_flow_base": config.FLOW_BASES,
     "code_sampling": config.CODE_SAMPLING,
     "threshold_rule": config.THRESHOLD_RULES,
     "strategy": config.STRATEGIES,

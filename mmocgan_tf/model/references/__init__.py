@@ -5,15 +5,17 @@ ModelConfig.reference names the variant; make_reference is the one place that re
 
 from mmocgan_tf.config import ConfigError
 from mmocgan_tf.model.references.base import Reference
+from mmocgan_tf.model.references.flow import FlowReference
 from mmocgan_tf.model.references.gmm import BICMixture
 from mmocgan_tf.model.references.local import LocalMixture
 from mmocgan_tf.model.references.paper import TargetNetwork
 
-__all__ = ["Reference", "BICMixture", "LocalMixture", "TargetNetwork", "VARIANTS",
-           "make_reference", "reference_class"]
+__all__ = ["Reference", "BICMixture", "FlowReference", "LocalMixture", "TargetNetwork",
+           "VARIANTS", "make_reference", "reference_class"]
 
 
-VARIANTS = {"none": TargetNetwork, "gmm": BICMixture, "local": LocalMixture}
+VARIANTS = {"none": TargetNetwork, "gmm": BICMixture, "local": LocalMixture,
+            "flow": FlowReference}
 
 
 def reference_class(name):
@@ -22,7 +24,7 @@ def reference_class(name):
 
 
 def make_reference(config, num_features, seeds):
-    """The Reference layer of config.reference: "gmm", "local" or "none" (the paper's T).
+    """The Reference layer of config.reference: "gmm", "local", "flow" or "none" (T).
 
     Args:
       config: a validated ModelConfig.

@@ -59,8 +59,8 @@ class ModelConfig:
       reference_flow_share: the flow's share of q with reference="flow" (the rest is the
         BIC mixture).
       reference_flow_steps: Adam steps of the flow's maximum-likelihood fit.
-      reference_flow_base: the flow's base density: "normal" (N(0, I)) or "mixture" (the
-        BIC mixture, which the flow then starts from and refines).
+      reference_flow_base: the flow's base density: "mixture" (the BIC mixture, which the
+        flow then starts from and refines) or "normal" (N(0, I)).
       weight_nce: D's noise-contrastive loss against samples of q (not with "none").
       weight_complement: D's loss on the generator's complementary samples (the paper's
         real/fake term, weight 1 in the paper).
@@ -93,7 +93,7 @@ class ModelConfig:
     reference_broad_scale: float = 2.0
     reference_flow_share: float = 1.0
     reference_flow_steps: int = 3000
-    reference_flow_base: str = "normal"
+    reference_flow_base: str = "mixture"
     weight_nce: float = 1.0
     weight_complement: float = 1.0
     seed: int = 0

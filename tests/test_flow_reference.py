@@ -72,8 +72,10 @@ def test_a_flow_over_the_mixture_starts_as_the_mixture():
 
 def test_dequantisation_follows_each_columns_resolution():
     noise = flows.dequantisation_noise(mixed_columns() * [1, 2, 10, 1])
-    floor, share = flows.DEQUANTISATION_FLOOR, flows.DEQUANTISATION_SHARE
-    np.testing.assert_allclose(noise, [floor, share * 2, share * 10, floor], rtol=1e-6)
+    share = flows.DEQUANTISATION_SHARE
+    np.testing.assert_allclose(noise[1:], [share * 2, share * 10, flows.DEQUANTISATION_FLOOR],
+                               rtol=1e-6)
+    assert noise[0] < 0.01  # a continuous column: far below its spread
 
 
 def test_discrete_and_constant_columns_get_finite_densities():
@@ -87,6 +89,21 @@ def test_discrete_and_constant_columns_get_finite_densities():
     assert np.isfinite(out["score"]).all()
     assert np.isfinite(model.reference.flow.log_prob(model.standardizer(x)).numpy()).all()
     assert out["score"][-2:].min() > np.quantile(out["score"][:-3], 0.99)  # new and far
+
+
+def test_the_fit_stops_on_the_held_out_likelihood_and_keeps_its_best_weights(monkeypatch):
+    monkeypatch.setattr(flows, "EVALUATE_EVERY", 25)
+    rows = np.random.default_rng(0).normal(size=(400, 2)).astype("float32")
+    flow = flows.Flow(2, random.Random(0))
+    flow.build((None, 2))
+    losses = flow.fit(rows, 0, 40 * 25, steps_per_execution=25).history["val_loss"]
+    assert len(losses) == int(np.argmin(losses)) + 1 + flows.PATIENCE < 40  # stopped early
+    # The held-out rows as the fit drew them: 10% of the rows, dequantised.
+    rng = np.random.default_rng([0, 3])
+    held = rows[rng.permutation(400)[:40]]
+    held = held + flows.dequantisation_noise(rows) * rng.standard_normal(held.shape)
+    assert -flow.raw_log_prob(held.astype("float32")).numpy().mean() == pytest.approx(
+        min(losses), rel=1e-4)  # the best weights are back
 
 
 def test_a_diverging_fit_is_one_clear_error():
@@ -107,11 +124,12 @@ def test_flow_options_are_validated():
 
 @pytest.fixture(scope="module")
 def shared():
-    """A model whose q is half flow, half mixture, prepared on two blobs."""
+    """A model whose q is half a flow over N(0, I), half mixture, prepared on two blobs."""
     rng = np.random.default_rng(0)
     x = (np.array([[-3.0, 0, 0], [3.0, 0, 0]])[rng.integers(0, 2, 500)]
          + rng.normal(0, 0.5, (500, 3))).astype("float32")
-    model = MMOCGAN(num_features=3, **{**FLOW, "reference_flow_share": 0.5})
+    model = MMOCGAN(num_features=3, **{**FLOW, "reference_flow_share": 0.5,
+                                       "reference_flow_base": "normal"})
     model.compile(steps_per_execution=8)
     model.prepare(x)
     return model, x
@@ -144,10 +162,10 @@ def test_a_shared_q_draws_its_negatives_from_each_part_in_its_share(shared):
 
 @pytest.mark.slow
 def test_save_load_and_reinitialize_keep_the_flow_variant_reproducible(tmp_path):
-    """With the mixture as the flow's base: its fit, pool and scores survive save and load."""
+    """The flow over the mixture (the default base): its fit, pool and scores survive save
+    and load, and a reinitialized model refits like a fresh one."""
     x = mixed_columns(300)
-    options = {**FLOW, "reference_flow_base": "mixture"}
-    model = MMOCGAN(num_features=4, **options)
+    model = MMOCGAN(num_features=4, **FLOW)
     model.compile(steps_per_execution=8)
     model.fit(x, epochs=1, batch_size=100, verbose=0)
     path = str(tmp_path / "flow.keras")
@@ -157,7 +175,7 @@ def test_save_load_and_reinitialize_keep_the_flow_variant_reproducible(tmp_path)
                                   model.predict(x, verbose=0)["score"])
     np.testing.assert_array_equal(loaded.reference.flow.pool.numpy(),
                                   model.reference.flow.pool.numpy())
-    fresh = MMOCGAN(num_features=4, **{**options, "seed": 7})
+    fresh = MMOCGAN(num_features=4, **{**FLOW, "seed": 7})
     fresh.compile(steps_per_execution=8)
     fresh.prepare(x)
     reinit.reinitialize_mmocgan(model, 7)

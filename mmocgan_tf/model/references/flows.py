@@ -44,6 +44,10 @@ VALIDATION_SHARE = 0.1
 MIN_VALIDATION_ROWS = 20
 EVALUATE_EVERY = 250
 PATIENCE = 2
+# Each MADE sees its inputs clipped to +-CONDITIONER_RANGE standard deviations (the layer
+# stays a bijection: only the functions giving shift and scale change), so a row far out in
+# a heavy tail does not extrapolate them into huge values; without it shuttle's fit diverged.
+CONDITIONER_RANGE = 10.0
 LOG_SCALE_BOUND = 5.0  # |log-scale| of every layer, soft-clipped: a bounded Jacobian
 LOWEST_LOG_DENSITY = -1e30
 POOL_ROWS = 8192  # samples of the flow that the variant's negatives are drawn from
@@ -82,7 +86,8 @@ class MaskedDense(keras.layers.Layer):
 
 
 class MADE(keras.layers.Layer):
-    """Shift and bounded log-scale [n, d] of column k from columns < k only (ReLU layers).
+    """Shift and bounded log-scale [n, d] of column k from columns < k only (ReLU layers),
+    of the inputs clipped to +-CONDITIONER_RANGE.
 
     identity_start zeroes the output layer, so the flow starts as the identity map.
     """
@@ -110,7 +115,7 @@ class MADE(keras.layers.Layer):
         self.out.build(shape)
 
     def call(self, x):
-        h = x
+        h = tf.clip_by_value(x, -CONDITIONER_RANGE, CONDITIONER_RANGE)
         for layer in self.hidden:
             h = tf.nn.relu(layer(h))
         shift, raw = tf.split(self.out(h), 2, axis=-1)

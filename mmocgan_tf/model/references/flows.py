@@ -208,14 +208,18 @@ class Flow(keras.layers.Layer):
         history = trainer.fit(batches, epochs=max(1, round(steps / every)),
                               steps_per_epoch=every, validation_data=validation,
                               callbacks=callbacks, verbose=0, shuffle=False)
-        loss = history.history["loss"][-1]
-        if not np.isfinite(loss) or not all(np.isfinite(w).all() for w in self.get_weights()):
-            raise FlowFitError(f"the flow's fit diverged (loss {loss}); use reference=gmm")
+        # Early stopping keeps the best epoch's weights, which may predate a divergence.
+        losses = history.history.get("val_loss", history.history["loss"])
+        if not (np.isfinite(losses).any()
+                and all(np.isfinite(w).all() for w in self.get_weights())):
+            raise FlowFitError(f"the flow's fit diverged (loss {losses[-1]}); "
+                               "use reference=gmm")
         self.pool.assign(self.sample(POOL_ROWS, tf.constant([seed, 2], tf.int32), base))
         return history
 
 
 def _base_log_prob(base, z):
+    """log density of z under the flow's base: the mixture `base`, or N(0, I) if None."""
     if base is not None:
         return base.log_prob(z)
     d = z.shape[-1]

@@ -102,9 +102,16 @@ def fixtures(tmp_path_factory):
     return d
 
 
+def _sigint_by_default():
+    """A job started in the background (a CI runner's shell) inherits Ctrl-C ignored, and
+    so would its children; a command the test interrupts must get it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_case(name, case, d, o):
     fill = {"d": str(d), "o": str(o)}
-    proc = start_module(case.module, *(arg.format(**fill) for arg in case.args))
+    proc = start_module(case.module, *(arg.format(**fill) for arg in case.args),
+                        preexec_fn=_sigint_by_default if case.interrupt else None)
     first = ""
     if case.interrupt:
         first = proc.stdout.readline()  # a fold is done: the command is at work

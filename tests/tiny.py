@@ -99,14 +99,15 @@ def expected_flagged(n, share):
     return int(np.floor((n - 1) * share)) + 1
 
 
-def start_module(module, *args, env=None):
+def start_module(module, *args, env=None, **popen_options):
     """Starts `python -m module args` in the repository root with its output piped.
 
     Tests start the processes they need together and finish them afterwards: each spends
     most of its time importing TensorFlow, so they share the cores instead of queueing.
     """
     return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
-                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            **popen_options)
 
 
 def finish(proc, timeout=300):

@@ -25,7 +25,7 @@ from mmocgan_tf.model.networks import seeded
 
 tfb = tfp.bijectors
 
-# The shape and fit of the flow: the measured lead of docs/RESULTS.md ("A flow reference").
+# The flow's shape and fit: those of the prototype it was built from (its issue's lead).
 FLOW_LAYERS = 5
 FLOW_HIDDEN = (64, 64)
 FLOW_BATCH = 256

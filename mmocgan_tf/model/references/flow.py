@@ -43,37 +43,38 @@ class FlowReference(MixtureReference):
         return self.q if self.over_mixture else None
 
     def fit_density(self, scaled, config, batch_size, steps_per_execution, strategy=None):
-        super().fit_density(scaled, config, batch_size, steps_per_execution, strategy)
-        rows = np.asarray(first_rows(scaled, mixtures.MAX_FIT_ROWS), np.float32)
-        self.flow.fit(rows, config.seed, config.reference_flow_steps, self.base,
-                      steps_per_execution, strategy)
+        rows = first_rows(scaled, mixtures.MAX_FIT_ROWS)  # one read of a dataset for both
+        self.fit_mixtures(rows, config)
+        self.flow.fit(np.asarray(rows, np.float32), config.seed, config.reference_flow_steps,
+                      self.base, steps_per_execution, strategy)
 
     def log_q(self, scaled):
         terms = [np.log(self.share * (1 - self.broad_weight))
                  + self.flow.log_prob(scaled, self.base)]
         if self.broad_weight:
-            terms.append(np.log(self.share * self.broad_weight) + self._log_broad(scaled))
+            terms.append(np.log(self.share * self.broad_weight)
+                         + flows.normal_log_prob(scaled, self.broad_scale))
         if self.share < 1:
             terms.append(np.log1p(-self.share) + super().log_q(scaled))
         return terms[0] if len(terms) == 1 else tf.reduce_logsumexp(tf.stack(terms), axis=0)
 
-    def _log_broad(self, scaled):
-        """log N(x; 0, s^2 I)."""
-        d, s = scaled.shape[-1], self.broad_scale
-        return (-0.5 * tf.reduce_sum(tf.square(scaled / s), axis=-1)
-                - d * np.log(s) - 0.5 * d * np.log(2 * np.pi))
-
     def negatives(self, n, seed):
-        """Rows of q: each from the flow's pool, the broad Gaussian or the mixture."""
+        """Rows of q: each from the flow's pool, the broad Gaussian or the mixture.
+
+        Only the parts with a share are sampled (the default flow has one part).
+        """
         pick_seed, flow_seed, broad_seed, mixture_seed = tf.unstack(
             tf.random.experimental.stateless_split(seed, 4))
         d = self.flow.pool.shape[1]
-        candidates = tf.stack([
-            self.flow.negatives(n, flow_seed),
-            self.broad_scale * tf.random.stateless_normal([n, d], broad_seed),
-            super().negatives(n, mixture_seed)], axis=1)  # [n, 3, d]
-        shares = [self.share * (1 - self.broad_weight), self.share * self.broad_weight,
-                  1 - self.share]
-        logits = np.log(np.maximum(shares, 1e-30)).astype(np.float32)
+        parts = [(self.share * (1 - self.broad_weight),
+                  lambda: self.flow.negatives(n, flow_seed)),
+                 (self.share * self.broad_weight,
+                  lambda: self.broad_scale * tf.random.stateless_normal([n, d], broad_seed)),
+                 (1 - self.share, lambda: super(FlowReference, self).negatives(n, mixture_seed))]
+        parts = [(share, draw) for share, draw in parts if share > 0]
+        if len(parts) == 1:
+            return parts[0][1]()
+        candidates = tf.stack([draw() for _, draw in parts], axis=1)  # [n, parts, d]
+        logits = np.log([share for share, _ in parts]).astype(np.float32)
         source = tf.random.stateless_categorical(logits[None], n, pick_seed)[0]
         return tf.gather(candidates, source, batch_dims=1)

@@ -4,9 +4,9 @@ The flow maps a base density (N(0, I), or the BIC mixture) to the standardised r
 through FLOW_LAYERS MaskedAutoregressiveFlow bijectors (Papamakarios et al. 2017) with the
 column order reversed between them; each layer's shift and log-scale come from a MADE
 network (Germain et al. 2015), written here as Keras 3 layers because TFP's
-AutoregressiveNetwork is a Keras 2 layer. log p(x) is one pass
-of every network; sampling runs d passes per layer, so the variant samples once, after the
-fit, into a pool its negatives are drawn from.
+AutoregressiveNetwork is a Keras 2 layer. log p(x) is one pass of every network; sampling
+runs d passes per layer, so the variant samples once, after the fit, into a pool its
+negatives are drawn from.
 
 Robust to discrete and constant columns: the fit adds Gaussian dequantisation noise scaled
 to each column's resolution, so the density cannot collapse onto repeated values, and
@@ -218,12 +218,16 @@ class Flow(keras.layers.Layer):
         return history
 
 
+def normal_log_prob(x, scale=1.0):
+    """log N(x; 0, scale^2 I) of rows x [n, d]."""
+    d = x.shape[-1]
+    return (-0.5 * tf.reduce_sum(tf.square(x / scale), axis=-1)
+            - d * np.log(scale) - 0.5 * d * np.log(2 * np.pi))
+
+
 def _base_log_prob(base, z):
     """log density of z under the flow's base: the mixture `base`, or N(0, I) if None."""
-    if base is not None:
-        return base.log_prob(z)
-    d = z.shape[-1]
-    return -0.5 * tf.reduce_sum(tf.square(z), axis=-1) - 0.5 * d * np.log(2 * np.pi)
+    return normal_log_prob(z) if base is None else base.log_prob(z)
 
 
 class FlowTrainer(keras.Model):

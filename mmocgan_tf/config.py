@@ -21,7 +21,7 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass
 class ModelConfig:
-    """Hyper-parameters of MMOCGAN: the paper's values, plus the default reference="gmm".
+    """Hyper-parameters of MMOCGAN: the paper's values, plus the default reference="flow".
 
     reference="none" gives the paper's method exactly (configs/paper.flags).
 
@@ -48,11 +48,12 @@ class ModelConfig:
       reference: "gmm" trains D noise-contrastively against a reference density q (a BIC
         Gaussian mixture of at most num_modes components plus a broad Gaussian, see
         mmocgan_tf/model/references/) and scores -(logit D(x) + log q(x)); log q also
-        replaces T in L_KL, so no target network is trained. "local" does the same with a
-        q of many local Gaussians (each the spread of one neighbourhood of training rows),
-        while L_KL keeps the BIC mixture's log density. "flow" makes q a masked
-        autoregressive flow (TFP bijectors), shared with the BIC mixture by
-        reference_flow_share. "none" is the paper's method (score 1 - D(x)).
+        replaces T in L_KL, so no target network is trained. "flow" (the default) does
+        the same with q a masked autoregressive flow (TFP bijectors) over that mixture,
+        shared with it by reference_flow_share; L_KL keeps the mixture. "local" does the
+        same with a q of many local Gaussians (each the spread of one neighbourhood of
+        training rows), while L_KL keeps the BIC mixture's log density. "none" is the
+        paper's method (score 1 - D(x)).
       reference_broad_weight: the broad Gaussian's share of q (the "local" variant as
         measured uses 0).
       reference_broad_scale: its standard deviation, in standardised units.
@@ -88,7 +89,7 @@ class ModelConfig:
     density_quantile: float = 0.005
     threshold_rule: str = "quantile"
     threshold_quantile: float = 0.995
-    reference: str = "gmm"
+    reference: str = "flow"
     reference_broad_weight: float = 0.1
     reference_broad_scale: float = 2.0
     reference_flow_share: float = 1.0

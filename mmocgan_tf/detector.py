@@ -30,8 +30,9 @@ class MMOCGANDetector(OutlierMixin, BaseEstimator):
     """Multimodal one-class GAN anomaly detector, trained on normal rows only.
 
     Every argument of ModelConfig is an argument here (see its docstring), with its
-    defaults: the noise-contrastive variant (reference="gmm"); reference="none" gives the
-    paper's method. epochs is 300, not the paper's 1000, to keep fits short (docs/RESULTS.md).
+    defaults: the noise-contrastive variant with a flow reference (reference="flow");
+    reference="none" gives the paper's method. epochs is 300, not the paper's 1000, to keep
+    fits short (docs/RESULTS.md).
 
     Args:
       epochs: training epochs of the complementary GAN (the paper: 1000).

@@ -34,14 +34,16 @@ def good_rows(n=200, seed=0):
 def cli_processes(tmp_path_factory):
     """The two cli.train processes of this file, started together.
 
-    "trained" trains on a small labelled CSV from a flagfile, for 10 epochs at the default
-    verbosity (the progress line, in a log: stderr is a pipe); "missing" names a file that
-    does not exist. Returns ({name: CompletedProcess}, folder).
+    "trained" trains the default variant (the flow reference, with a short fit) on a small
+    labelled CSV from a flagfile, for 10 epochs at the default verbosity (the progress
+    line, in a log: stderr is a pipe); "missing" names a file that does not exist. Returns
+    ({name: CompletedProcess}, folder).
     """
     folder = tmp_path_factory.mktemp("cli")
     csv = write_csv(folder / "data.csv", good_rows())
     flagfile = folder / "tiny.flags"
-    flagfile.write_text(TINY_FLAGS + f"--data={csv}\n--label_column=label\n--normal_label=0\n"
+    tiny_default = TINY_FLAGS.replace("--reference=gmm\n", "--reference_flow_steps=50\n")
+    flagfile.write_text(tiny_default + f"--data={csv}\n--label_column=label\n--normal_label=0\n"
                         f"--workdir={folder / 'work'}\n")
     procs = {"trained": start_module("cli.train", f"--flagfile={flagfile}", "--epochs=10",
                                      "--verbose=1"),
@@ -62,7 +64,7 @@ def test_cli_writes_config_model_metrics_and_logs(trained_workdir):
     assert {"config.json", "model.keras", "metrics.json", "logs"} <= set(os.listdir(workdir))
     config = json.loads((workdir / "config.json").read_text())
     assert config["epochs"] == 10 and config["model"]["num_modes"] == 3
-    assert config["model"]["d_hidden"] == [16, 16]
+    assert config["model"]["d_hidden"] == [16, 16] and config["model"]["reference"] == "flow"
     metrics = json.loads((workdir / "metrics.json").read_text())
     assert metrics["n_train"] == 152  # 80% of the 190 normal rows
     assert set(metrics["eval"]) == {"quantile"}  # "half" is the paper variant's rule only

@@ -236,6 +236,7 @@ def runs(tmp_path_factory):
     config = TrainConfig(steps_per_execution=4)  # and the model of TINY_FLAGS:
     config.model.num_modes, config.model.z_dim, config.model.target_epochs = 3, 4, 2
     config.model.d_hidden, config.model.g_hidden = (16, 16), (16,)
+    config.model.reference = "gmm"
     stream = streaming.open_stream(str(normal))
     twin = training.build_model(config, stream.feature_names)
     # As train() does: prepared on a pipeline of its own, so the training pipeline's

@@ -28,7 +28,7 @@ def data():
 
 def _fit(data, reference):
     keras.utils.set_random_seed(0)
-    model = MMOCGAN(D, reference=reference, target_epochs=1, **TINY_MODEL)
+    model = MMOCGAN(D, target_epochs=1, **dict(TINY_MODEL, reference=reference))
     model.compile(steps_per_execution=4)
     model.fit(data.x[data.y == 0], epochs=1, batch_size=50, verbose=0)
     return model

@@ -112,7 +112,7 @@ VARIANTS = {"none": dict(reference="none"),
 def variant(request, tmp_path_factory):
     """(name, fitted model, reloaded serving_default, path): a variant other than the default."""
     keras.utils.set_random_seed(0)  # else the weights depend on the tests that ran before
-    m = MMOCGAN(num_features=3, **TINY_EXPORT_MODEL, **VARIANTS[request.param])
+    m = MMOCGAN(num_features=3, **{**TINY_EXPORT_MODEL, **VARIANTS[request.param]})
     m.compile(steps_per_execution=4)
     m.fit(tiny_rows(200), epochs=1, batch_size=50, verbose=0)
     path = export.export_saved_model(m, str(tmp_path_factory.mktemp(request.param) / "m"))

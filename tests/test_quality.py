@@ -5,10 +5,11 @@ line the reference mixture q alone scores above the floor, and anomalies far fro
 are separated by log q alone, so an untrained, sign-flipped or useless D passed. Each test
 here is built so that the score's other parts fail it:
 
-- the default variant on a ring: q, a Gaussian mixture of few components, cannot follow the
-  curve and puts its peak in the ring's empty hole, so -log q ranks anomalies in the hole as
-  the most normal rows. Only D's correction (trained against q's samples and against G's
-  complementary ones) turns that round; tests/test_train_step.py pins each of D's terms;
+- the mixture variant (reference="gmm") on a ring: q, a Gaussian mixture of few components,
+  cannot follow the curve and puts its peak in the ring's empty hole, so -log q ranks
+  anomalies in the hole as the most normal rows. Only D's correction (trained against q's
+  samples and against G's complementary ones) turns that round; tests/test_train_step.py
+  pins each of D's terms (the default flow q follows the ring itself);
 - the paper variant (reference="none"), whose score is 1 - D(x) alone, on anomalies in the
   gaps between compact modes, against the same model before its GAN training (T trained, D
   at its initialisation).
@@ -75,7 +76,8 @@ def auroc(labels, score):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_d_moves_the_density_out_of_the_hole_that_q_fills(seed):
     train, test, labels = ring_with_anomalies_in_its_hole(seed)
-    model = model_for(train, seed, num_modes=1, d_hidden=(64, 64), g_hidden=(16,))
+    model = model_for(train, seed, reference="gmm", num_modes=1, d_hidden=(64, 64),
+                      g_hidden=(16,))
     model.fit(train, epochs=80, batch_size=50, verbose=0)
     q_alone = auroc(labels, -model.reference.log_q(model.standardizer(test)))
     detected = auroc(labels, model(test)["score"])

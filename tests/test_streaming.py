@@ -140,7 +140,7 @@ def test_array_batches_orders_depend_on_their_seed_alone():
 def tiny_model(num_features):
     keras.utils.set_random_seed(0)
     model = MMOCGAN(num_features=num_features, num_modes=3, z_dim=4, d_hidden=(16, 16),
-                    g_hidden=(16,), target_epochs=1)
+                    g_hidden=(16,), target_epochs=1, reference="gmm")
     model.compile(steps_per_execution=4)
     return model
 

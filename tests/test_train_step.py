@@ -29,7 +29,7 @@ G_TERMS = {"g_fm": "weight_fm", "g_pt": "weight_pt", "g_kl": "weight_kl",
 WEIGHTS = dict(zip([*D_TERMS.values(), *G_TERMS.values()],
                    [0.3, 0.7, 1.3, 0.45, 1.7, 0.6, 1.1, 0.85, 1.45, 2.3], strict=True))
 D_LR, G_LR = 0.3, 0.2
-VARIANTS = ("gmm", "none")  # the default noise-contrastive variant and the paper's
+VARIANTS = ("gmm", "none")  # noise-contrastive (the flow's step is this, q aside), the paper's
 
 
 def rows(n=64, seed=0):

@@ -15,10 +15,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The networks of every tiny in-process GAN (MMOCGAN and the GAN baselines): a fit takes
 # seconds on 2 cores.
 TINY_NETWORKS = dict(z_dim=4, d_hidden=(16, 16), g_hidden=(16,))
-TINY_MODEL = dict(num_modes=3, **TINY_NETWORKS)
+# Tiny models take the mixture reference: the default flow's fit alone costs several times
+# a tiny model's, and only its own tests (test_flow_reference.py and the flow cases
+# elsewhere) need it.
+TINY_MODEL = dict(num_modes=3, reference="gmm", **TINY_NETWORKS)
 
 # The model of the shared fitted model and its export (conftest.py).
-TINY_EXPORT_MODEL = dict(num_modes=2, z_dim=4, d_hidden=(8, 8), g_hidden=(8,), target_epochs=1)
+TINY_EXPORT_MODEL = dict(num_modes=2, z_dim=4, d_hidden=(8, 8), g_hidden=(8,), target_epochs=1,
+                         reference="gmm")
 
 
 def tiny_rows(n, seed=0):
@@ -82,6 +86,7 @@ TINY_FLAGS = """--epochs=2
 --target_epochs=2
 --batch_size=50
 --num_modes=3
+--reference=gmm
 --z_dim=4
 --d_hidden=16,16
 --g_hidden=16

@@ -2,9 +2,10 @@
 
 A row is anomalous relative to its own mode: the same value can be normal for one product
 type and a fault for another, and a fault often shows only in how a feature fits the
-row's other features. So with a mixture of the modes (the "gmm" and "local" variants),
-feature j's attribution is what the row's score would lose, in nats, if x_j alone took
-the value the row's mode expects given its other features: 0.5 z_j^2, where
+row's other features. So with a mixture of the modes (every variant with a reference q;
+the flow variant reads the mixture its flow refines), feature j's attribution is what
+the row's score would lose, in nats, if x_j alone took the value the row's mode expects
+given its other features: 0.5 z_j^2, where
 z_j = (P r)_j / sqrt(P_jj) is the conditional z-score of x_j in the row's mode (the
 mixture component most responsible for the row; r = the row minus that component's mean,
 P its precision matrix). Each attribution stands alone: they are >= 0 and do not sum to

@@ -32,8 +32,8 @@ class MMOCGAN(keras.Model):
     """Multimodal one-class GAN for anomaly detection on tabular data.
 
     Train it on normal rows only. Its output for raw (unscaled) rows x is a dict:
-      score: higher = more anomalous (PyOD's orientation). With a reference q ("gmm", the
-        default, or "local") it is -log p(x), the negative log-density estimate, in nats;
+      score: higher = more anomalous (PyOD's orientation). With a reference q ("flow", the
+        default, "gmm" or "local") it is -log p(x), the negative log-density estimate, in nats;
         with reference="none" (the paper) it is 1 - D(x) in (0, 1).
       normality: higher = more normal (scikit-learn's orientation), the quantity the
         threshold is set on; score decreases with it. With a reference it is log p(x) =

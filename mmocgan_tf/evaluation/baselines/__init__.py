@@ -38,7 +38,8 @@ ABLATIONS = {
     "modes": tuple(f"mmocgan/num_modes={m}" for m in (1, 5, 10, 20)),
     "losses": tuple(f"mmocgan/weight_{term}=0"
                     for term in ("complement", "fm", "pt", "kl", "mi", "d_entropy", "q_real")),
-    "reference": ("mmocgan", "mmocgan/reference_broad_weight=0", LOCAL_VARIANT,
+    "reference": ("mmocgan", "mmocgan/reference=gmm",
+                  "mmocgan/reference=gmm/reference_broad_weight=0", LOCAL_VARIANT,
                   "mmocgan/weight_complement=0/weight_d_entropy=0", "mmocgan_cat"),
     "prior": ("mmocgan", "mmocgan/prior=mix"),
 }

@@ -8,7 +8,7 @@ refines (the mixture has its own broad component). With reference_flow_share = s
 
     q = s flow_part + (1 - s) mixture,
 
-the mixture being the default variant's q, so modes that stand apart keep their Gaussians.
+the mixture being the gmm variant's q, so modes that stand apart keep their Gaussians.
 L_KL, eps_T and the explanations read that mixture.
 """
 

@@ -1,4 +1,4 @@
-"""The default variant: D learns noise-contrastively against a BIC Gaussian mixture q.
+"""The mixture variant: D learns noise-contrastively against a BIC Gaussian mixture q.
 
 D, trained to tell real rows from samples of q, estimates log p(x) - log q(x) (Gutmann &
 Hyvarinen 2010), so logit D(x) + log q(x) is a log-density estimate that stays meaningful

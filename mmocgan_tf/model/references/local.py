@@ -1,7 +1,7 @@
 """The local variant: q of many small Gaussians, one per neighbourhood of training rows.
 
 Such a q follows curved modes and the uneven spread of rows within a mode, where a few
-Gaussians are too coarse. L_KL and eps_T keep the default variant's density, the BIC
+Gaussians are too coarse. L_KL and eps_T keep the mixture variant's density, the BIC
 mixture of the modes.
 """
 
@@ -29,7 +29,7 @@ class LocalMixture(MixtureReference):
 
     def fit_mixtures(self, rows, config):
         super().fit_mixtures(rows, config)
-        self.modes.assign(super().fit_q(rows, config))  # the default variant's q
+        self.modes.assign(super().fit_q(rows, config))  # the mixture variant's q
 
     def log_density(self, scaled):
         return self.modes.log_prob(scaled)

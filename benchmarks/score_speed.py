@@ -1,14 +1,14 @@
 """Scoring-speed benchmark: the exported SavedModel against scikit-learn's own mixture.
 
-Trains a default-variant MMOCGAN briefly on synthetic rows of `--modes` Gaussian modes,
-exports it, and scores the same `--rows` rows through the reloaded SavedModel in process
-(serving_default and score, in batches of `--batch`) and through scikit-learn's
-`GaussianMixture.score_samples` with as many full-covariance components as q has slots
-(`--num_modes`; q evaluates every slot, filled by BIC or not), fitted to the same training
-rows. The mixture is scikit-learn's whole work; the SavedModel adds the standardisation, D
-and the decision. Each side is timed best of `--repeats` after a warm-up call. One
-`name: value` per line; the last is `ratio_vs_sklearn_gmm` (SavedModel serving_default
-rows/s over scikit-learn's).
+Trains an MMOCGAN briefly (its q the BIC mixture, or with --reference=flow the default's
+flow over it) on synthetic rows of `--modes` Gaussian modes, exports it, and scores the
+same `--rows` rows through the reloaded SavedModel in process (serving_default and score,
+in batches of `--batch`) and through scikit-learn's `GaussianMixture.score_samples` with as
+many full-covariance components as q has slots (`--num_modes`; q evaluates every slot,
+filled by BIC or not), fitted to the same training rows. The mixture is scikit-learn's
+whole work; the SavedModel adds the standardisation, D and the decision. Each side is timed
+best of `--repeats` after a warm-up call. One `name: value` per line; the last is
+`ratio_vs_sklearn_gmm` (SavedModel serving_default rows/s over scikit-learn's).
 """
 
 import os
@@ -35,6 +35,8 @@ flags.DEFINE_integer("epochs", 1, "Training epochs (speed does not depend on the
 flags.DEFINE_integer("batch", 10_000, "Rows per SavedModel call.")
 flags.DEFINE_integer("repeats", 3, "Timed passes per side; the best is kept.")
 flags.DEFINE_integer("seed", 0, "Seeds the data and the model.")
+flags.DEFINE_enum("reference", "gmm", ["gmm", "flow"],
+                  "The model's q: the mixture, as scikit-learn's, or the default's flow.")
 FLAGS = flags.FLAGS
 
 
@@ -60,9 +62,10 @@ def main(argv):
     x_train = synthetic_rows(FLAGS.train_rows, rng, centres)
     x = synthetic_rows(FLAGS.rows, rng, centres)
     print(f"rows: {FLAGS.rows} features={FLAGS.features} batch={FLAGS.batch}")
-    print(f"cpus: {os.cpu_count()}")
+    print(f"cpus: {os.cpu_count()} reference={FLAGS.reference}")
 
-    model = MMOCGAN(FLAGS.features, num_modes=FLAGS.num_modes, seed=FLAGS.seed)
+    model = MMOCGAN(FLAGS.features, num_modes=FLAGS.num_modes, reference=FLAGS.reference,
+                    seed=FLAGS.seed)
     model.compile()
     model.fit(x_train, epochs=FLAGS.epochs, verbose=0)
     fitted = int(np.sum(model.reference.q.logits.numpy() > -1e8)) - 1

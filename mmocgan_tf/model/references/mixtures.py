@@ -12,8 +12,8 @@ A mixture lives in three arrays of slots + 1 entries (slots: m or LOCAL_COMPONEN
 ones get weight 0), so it can be stored as model weights and evaluated in a SavedModel:
 logits [slots + 1], loc [slots + 1, d], scale_tril [slots + 1, d, d] (Cholesky factors of
 the covariances); an unused slot keeps an identity factor, so its solve stays finite and its
-weight zeroes it. log q reads three more weights derived from those when they are set
-(Whitening): every component's whitening side by side, so it is one matrix product.
+weight zeroes it. log q reads more weights derived from those when they are set
+(Whitening): every component's whitening side by side, so it is a few matrix products.
 """
 
 from typing import NamedTuple
@@ -42,6 +42,9 @@ LOCAL_RIDGE = 1e-6
 MAX_CHUNK_FLOATS = 1 << 24
 _EMPTY_LOGIT = -1e9  # log-weight of an unused slot
 _EINSUM_COMPONENTS = 32  # sample() multiplies by every factor up to this many components
+# log q's whitening is split into this many blocks of whitened coordinates; fewer skip fewer
+# of the triangular factors' zeros, more run more, smaller products (docs/PERFORMANCE.md).
+WHITENING_BLOCKS = 3
 
 
 def _fit_gmm(x, k, seed):
@@ -137,8 +140,9 @@ def log_prob_in_chunks(whitening, x):
 
     For scoring; rows that fit in one chunk (a small mixture, or few rows) take it directly.
     """
-    rows = max(1, MAX_CHUNK_FLOATS // whitening.matrix.shape[1])
-    n, d = tf.shape(x)[0], whitening.matrix.shape[0]
+    d = whitening.matrices[-1].shape[0]
+    rows = max(1, MAX_CHUNK_FLOATS // (whitening.log_norm.shape[0] * d))
+    n = tf.shape(x)[0]
 
     def chunked():
         padded = tf.pad(x, [[0, -n % rows], [0, 0]])
@@ -150,11 +154,14 @@ def log_prob_in_chunks(whitening, x):
 
 
 def whitened_log_prob(whitening, x):
-    """log q(x) of rows x [n, d] as one matrix product over all components (Whitening)."""
-    matrix, offset, log_norm = whitening
-    d = matrix.shape[0]
-    z = tf.reshape(tf.matmul(x, matrix) - offset, [-1, matrix.shape[1] // d, d])
-    return tf.reduce_logsumexp(log_norm - 0.5 * tf.reduce_sum(tf.square(z), axis=-1), axis=-1)
+    """log q(x) of rows x [n, d]: one matrix product over all components per block of
+    whitened coordinates (Whitening)."""
+    k = whitening.log_norm.shape[0]
+    squares = 0.0
+    for matrix, offset in zip(whitening.matrices, whitening.offsets, strict=True):
+        z = tf.matmul(x[:, :matrix.shape[0]], matrix) - offset
+        squares += tf.reduce_sum(tf.square(tf.reshape(z, [-1, k, matrix.shape[1] // k])), -1)
+    return tf.reduce_logsumexp(whitening.log_norm - 0.5 * squares, axis=-1)
 
 
 def log_prob(logits, loc, scale_tril, x):
@@ -195,30 +202,47 @@ def sample(logits, loc, scale_tril, n, seed):
 
 
 class Whitening(NamedTuple):
-    """A mixture's log q(x) as logsumexp_k(log_norm_k - |x @ matrix_k - offset_k|^2 / 2).
+    """A mixture's log q(x) as logsumexp_k(log_norm_k - |L_k^-1 (x - mu_k)|^2 / 2).
 
-    matrix [d, k*d] holds every component's inverse Cholesky factor, transposed, side by
-    side; offset [k*d] their whitened means; log_norm [k] the log weights less the log
-    normalisers. Derived in float64 once, when the mixture is set, so log q (scoring, and
-    L_KL in every step) is one GEMM instead of k triangular solves (docs/PERFORMANCE.md).
+    L_k^-1, the inverse Cholesky factor, is lower triangular: whitened coordinates
+    [a, b) read only x[:, :b]. So the coordinates are split into blocks, and block i
+    holds every component's rows [a, b) of L_k^-1, transposed, side by side:
+    matrices[i] [b, k*(b-a)], with offsets[i] [k*(b-a)] the whitened means; log_norm [k]
+    the log weights less the log normalisers. Derived in float64 once, when the mixture
+    is set, so log q (scoring, and L_KL in every step) is a few GEMMs that skip most of
+    the factors' zeros, instead of k triangular solves (docs/PERFORMANCE.md).
     """
 
-    matrix: object
-    offset: object
+    matrices: tuple
+    offsets: tuple
     log_norm: object
+
+    def flat(self):
+        return [*self.matrices, *self.offsets, self.log_norm]
+
+
+def block_ends(d):
+    """The ends of the whitened coordinates' blocks (WHITENING_BLOCKS, fewer for small d)."""
+    return sorted({int(e) for e in np.linspace(0, d, min(WHITENING_BLOCKS, d) + 1)[1:]})
 
 
 def whitening_arrays(logits, loc, scale_tril):
     """The Whitening (float32 arrays) of the mixture (logits, loc, scale_tril)."""
     logits, loc, scale_tril = (np.asarray(a, np.float64) for a in (logits, loc, scale_tril))
     k, d = loc.shape
-    inverse = np.linalg.inv(scale_tril)  # [k, d, d]
-    matrix = np.transpose(inverse, (2, 0, 1)).reshape(d, k * d)  # [j, (k, i)] = inv_k[i, j]
-    offset = np.einsum("kij,kj->ki", inverse, loc).reshape(k * d)
+    inverse = np.linalg.inv(scale_tril)  # [k, d, d], lower triangular
+    offset = np.einsum("kij,kj->ki", inverse, loc)
+    ends = block_ends(d)
+    blocks = list(zip([0, *ends[:-1]], ends, strict=True))
+    # matrices[i][j, (k, c)] = inverse[k, a + c, j] for j < b
+    matrices = [np.transpose(inverse[:, a:b, :b], (2, 0, 1)).reshape(b, k * (b - a))
+                for a, b in blocks]
+    offsets = [offset[:, a:b].reshape(-1) for a, b in blocks]
     log_weights = logits - np.logaddexp.reduce(logits)
     log_det = np.log(np.diagonal(scale_tril, axis1=1, axis2=2)).sum(axis=1)
     log_norm = log_weights - log_det - 0.5 * d * np.log(2.0 * np.pi)
-    return Whitening(*(a.astype(np.float32) for a in (matrix, offset, log_norm)))
+    return Whitening(tuple(a.astype(np.float32) for a in matrices),
+                     tuple(a.astype(np.float32) for a in offsets), log_norm.astype(np.float32))
 
 
 class Mixture(keras.layers.Layer):
@@ -242,11 +266,16 @@ class Mixture(keras.layers.Layer):
         self.scale_tril = self.add_weight(
             name="scale_tril", shape=(m, d, d), trainable=False,
             initializer=lambda shape, dtype=None: tf.eye(d, batch_shape=[m], dtype=dtype))
-        self.whitening = Whitening(*(
-            self.add_weight(name=name, shape=value.shape, trainable=False,
-                            initializer=lambda shape, dtype=None, value=value: value)
-            for name, value in whitening_arrays(
-                *(w.numpy() for w in self.arrays))._asdict().items()))
+        initial = whitening_arrays(*(w.numpy() for w in self.arrays))
+
+        def weight(name, value):
+            return self.add_weight(name=name, shape=value.shape, trainable=False,
+                                   initializer=lambda shape, dtype=None: value)
+
+        self.whitening = Whitening(
+            tuple(weight(f"matrix_{i}", a) for i, a in enumerate(initial.matrices)),
+            tuple(weight(f"offset_{i}", a) for i, a in enumerate(initial.offsets)),
+            weight("log_norm", initial.log_norm))
 
     @property
     def arrays(self):
@@ -255,8 +284,8 @@ class Mixture(keras.layers.Layer):
 
     def assign(self, arrays):
         arrays = [np.asarray(a) for a in arrays]
-        for variable, value in zip(self.arrays + self.whitening,
-                                   arrays + list(whitening_arrays(*arrays)), strict=True):
+        for variable, value in zip([*self.arrays, *self.whitening.flat()],
+                                   arrays + whitening_arrays(*arrays).flat(), strict=True):
             variable.assign(value)
 
     def save_own_variables(self, store):
